@@ -1,0 +1,1 @@
+"""Live notifications for Django: events, per-user inboxes, publishing to Redis."""

@@ -1,0 +1,48 @@
+"""
+App settings with their defaults, in one place.
+
+Every setting is read from ``django.conf.settings`` under a ``NOTIFICATIONS_``
+prefix at access time, so tests can override them with ``override_settings``.
+"""
+
+from typing import Any
+
+from django.conf import settings as django_settings
+
+__all__ = ["settings"]
+
+DEFAULTS: dict[str, Any] = {
+    # Prefix of every Redis key this app uses; tests give each run its own.
+    "REDIS_PREFIX": "notifications",
+    # Approximate cap on the Redis stream's length (XADD MAXLEN ~).
+    "STREAM_MAXLEN": 10_000,
+    # Public WebSocket URL for browsers; "" means the page's host on port 8001.
+    "WS_URL": "",
+    # Origins allowed to open a WebSocket (cross-site WebSocket hijacking).
+    "WS_ORIGINS": [],
+    # Lifetime of a WebSocket ticket, in seconds.
+    "TICKET_MAX_AGE": 30,
+    # Seconds an unauthenticated socket may wait before sending "hello".
+    "AUTH_TIMEOUT": 5.0,
+    # Most events replayed on resume before the server asks for a resync.
+    "RESUME_LIMIT": 200,
+    # Largest client message accepted, in bytes (larger: close 1009).
+    "WS_MAX_MESSAGE_SIZE": 4_096,
+    # permessage-deflate: off by default; notification frames are small and
+    # compressing each frame per connection costs memory and CPU on broadcast.
+    "WS_COMPRESSION": False,
+    # Bytes queued for one client before it is closed as too slow (4010).
+    "WS_MAX_BUFFER": 1_048_576,
+    # Live frames held for a client while it replays what it missed.
+    "WS_PENDING_LIMIT": 1_000,
+}
+
+
+class AppSettings:
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"unknown notifications setting: {name}")
+        return getattr(django_settings, f"NOTIFICATIONS_{name}", DEFAULTS[name])
+
+
+settings = AppSettings()

@@ -1,0 +1,83 @@
+"""
+Events and the per-user inbox rows they fan out to.
+
+An :class:`Event` is what an admin or code sends; a :class:`Notification` is
+one recipient's copy of it, carrying that user's read/dismissed state. The
+database is the source of truth: Redis only carries news of committed events.
+"""
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import models
+from django.db.models import Q
+
+
+class Level(models.TextChoices):
+    INFO = "info", "Info"
+    SUCCESS = "success", "Success"
+    WARNING = "warning", "Warning"
+    ERROR = "error", "Error"
+
+
+class Audience(models.TextChoices):
+    EVERYONE = "everyone", "Everyone"
+    STAFF = "staff", "Staff only"
+    GROUPS = "groups", "Members of groups"
+    USERS = "users", "Selected users"
+
+
+class Event(models.Model):
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    level = models.CharField(max_length=10, choices=Level, default=Level.INFO)
+    url = models.URLField("link", blank=True, max_length=500)
+    audience = models.CharField(
+        max_length=10, choices=Audience, default=Audience.EVERYONE
+    )
+    groups = models.ManyToManyField(Group, blank=True, related_name="+")
+    users = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Notification(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="+")
+    read_at = models.DateTimeField(null=True, blank=True)
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-event_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "event"], name="notification_unique_user_event"
+            ),
+        ]
+        indexes = [
+            # Unread counts are a range scan of this small partial index.
+            models.Index(
+                fields=["user", "event"],
+                condition=Q(read_at__isnull=True, dismissed_at__isnull=True),
+                name="notification_unread",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} for {self.user_id}"

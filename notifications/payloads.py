@@ -1,0 +1,33 @@
+"""Turn model instances into the plain data the wire format carries."""
+
+from typing import Any
+
+from .models import Audience, Event
+from .wire import AudienceSpec
+
+__all__ = ["audience_spec", "event_payload"]
+
+
+def event_payload(event: Event) -> dict[str, Any]:
+    """Return the fields a client sees for ``event``."""
+    return {
+        "id": event.pk,
+        "title": event.title,
+        "body": event.body,
+        "level": event.level,
+        "url": event.url,
+        "created_at": event.created_at.isoformat(),
+        "expires_at": event.expires_at.isoformat() if event.expires_at else None,
+    }
+
+
+def audience_spec(event: Event) -> AudienceSpec:
+    """Describe ``event``'s audience so a ws_server can match connections."""
+    if event.audience == Audience.EVERYONE:
+        return AudienceSpec(everyone=True)
+    if event.audience == Audience.STAFF:
+        return AudienceSpec(staff=True)
+    # .all() rather than values_list() so prefetched relations are reused.
+    if event.audience == Audience.GROUPS:
+        return AudienceSpec(groups=frozenset(group.pk for group in event.groups.all()))
+    return AudienceSpec(users=frozenset(user.pk for user in event.users.all()))

@@ -1,0 +1,80 @@
+"""
+Reads: who an event is for, a user's inbox, unread counts, what a client missed.
+
+All functions take keyword-only arguments and never write.
+"""
+
+from django.contrib.auth import get_user_model
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from .models import Audience, Event, Notification
+
+__all__ = [
+    "audience_users",
+    "events_after",
+    "inbox",
+    "latest_event_id",
+    "missed_notifications",
+    "unread_count",
+]
+
+
+def audience_users(*, event: Event) -> QuerySet:
+    """Return the active users ``event`` is for, as a queryset of users."""
+    users = get_user_model()._default_manager.filter(is_active=True)
+    if event.audience == Audience.EVERYONE:
+        return users
+    if event.audience == Audience.STAFF:
+        return users.filter(is_staff=True)
+    if event.audience == Audience.GROUPS:
+        return users.filter(pk__in=event.groups.values("user"))
+    return users.filter(pk__in=event.users.values("pk"))
+
+
+def _visible(user_id: int) -> QuerySet:
+    """A user's notifications that are neither dismissed nor expired."""
+    return Notification.objects.filter(
+        user_id=user_id, dismissed_at__isnull=True
+    ).filter(
+        Q(event__expires_at__isnull=True) | Q(event__expires_at__gt=timezone.now())
+    )
+
+
+def inbox(
+    *, user_id: int, before: int | None = None, limit: int = 20
+) -> list[Notification]:
+    """Return one page of the inbox, newest first, older than event ``before``."""
+    notifications = _visible(user_id).select_related("event")
+    if before is not None:
+        notifications = notifications.filter(event_id__lt=before)
+    return list(notifications.order_by("-event_id")[:limit])
+
+
+def unread_count(*, user_id: int) -> int:
+    """Count unread notifications (served by the partial ``notification_unread`` index)."""
+    return _visible(user_id).filter(read_at__isnull=True).count()
+
+
+def missed_notifications(*, user_id: int, after: int, limit: int) -> list[Notification]:
+    """Return up to ``limit`` notifications newer than event ``after``, oldest first."""
+    return list(
+        _visible(user_id)
+        .filter(event_id__gt=after)
+        .select_related("event")
+        .order_by("event_id")[:limit]
+    )
+
+
+def events_after(*, after: int, limit: int) -> list[Event]:
+    """Return up to ``limit`` events newer than ``after``, oldest first."""
+    return list(
+        Event.objects.filter(pk__gt=after)
+        .prefetch_related("groups", "users")
+        .order_by("pk")[:limit]
+    )
+
+
+def latest_event_id() -> int:
+    """Return the highest event id, or 0 when there is none."""
+    return Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0

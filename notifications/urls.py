@@ -1,0 +1,17 @@
+from django.urls import path
+
+from . import views
+
+app_name = "notifications"
+
+urlpatterns = [
+    path("", views.inbox_page, name="inbox"),
+    path("api/notifications/", views.list_notifications, name="api-list"),
+    path("api/notifications/unread/", views.unread_count, name="api-unread"),
+    path("api/notifications/<int:event_id>/read/", views.mark_read, name="api-read"),
+    path(
+        "api/notifications/<int:event_id>/dismiss/", views.dismiss, name="api-dismiss"
+    ),
+    path("api/notifications/read-all/", views.mark_all_read, name="api-read-all"),
+    path("api/ws-ticket/", views.websocket_ticket, name="api-ticket"),
+]

@@ -1,0 +1,154 @@
+"""
+The inbox page and a small JSON API, so a page without a socket still works.
+
+Every state change is a POST protected by Django's CSRF middleware. The API
+answers 401 JSON rather than redirecting to the login page.
+"""
+
+import logging
+from collections.abc import Callable
+from functools import wraps
+from urllib.parse import urlsplit
+
+import redis
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from . import selectors, services, tickets
+from .conf import settings
+from .models import Notification
+from .payloads import event_payload
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+def api_login_required(
+    view: Callable[..., HttpResponse],
+) -> Callable[..., HttpResponse]:
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return JsonResponse({"error": "authentication required"}, status=401)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def websocket_url(request: HttpRequest) -> str:
+    """The configured public WebSocket URL, or this host on port 8001."""
+    if settings.WS_URL:
+        return settings.WS_URL
+    scheme = "wss" if request.is_secure() else "ws"
+    hostname = urlsplit(f"//{request.get_host()}").hostname or "localhost"
+    if ":" in hostname:
+        hostname = f"[{hostname}]"
+    return f"{scheme}://{hostname}:8001/ws"
+
+
+@login_required
+@require_GET
+def inbox_page(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "notifications/inbox.html",
+        {
+            "client_config": {
+                "wsUrl": websocket_url(request),
+                "listUrl": reverse("notifications:api-list"),
+                "readAllUrl": reverse("notifications:api-read-all"),
+                "readUrlTemplate": reverse("notifications:api-read", args=[0]),
+                "dismissUrlTemplate": reverse("notifications:api-dismiss", args=[0]),
+                "ticketUrl": reverse("notifications:api-ticket"),
+            },
+        },
+    )
+
+
+def _notification_json(notification: Notification) -> dict[str, object]:
+    return {
+        **event_payload(notification.event),
+        "read": notification.read_at is not None,
+    }
+
+
+def _int_param(value: str | None, default: int | None) -> int | None:
+    try:
+        return default if value is None else int(value)
+    except ValueError:
+        return None
+
+
+@api_login_required
+@require_GET
+def list_notifications(request: HttpRequest) -> JsonResponse:
+    """One page of the inbox, newest first; ``before`` is the cursor."""
+    before = _int_param(request.GET.get("before"), None)
+    limit = _int_param(request.GET.get("limit"), PAGE_SIZE)
+    if (
+        (request.GET.get("before") and before is None)
+        or limit is None
+        or not 0 < limit <= MAX_PAGE_SIZE
+    ):
+        return JsonResponse(
+            {"error": f"'before' must be an id and 'limit' 1 to {MAX_PAGE_SIZE}"},
+            status=400,
+        )
+    page = selectors.inbox(user_id=request.user.pk, before=before, limit=limit)
+    return JsonResponse(
+        {
+            "results": [_notification_json(n) for n in page],
+            "next_before": page[-1].event_id if len(page) == limit else None,
+            "unread": selectors.unread_count(user_id=request.user.pk),
+        }
+    )
+
+
+@api_login_required
+@require_GET
+def unread_count(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"unread": selectors.unread_count(user_id=request.user.pk)})
+
+
+@api_login_required
+@require_POST
+def mark_read(request: HttpRequest, event_id: int) -> JsonResponse:
+    services.mark_read(user_id=request.user.pk, event_id=event_id)
+    return JsonResponse({"unread": selectors.unread_count(user_id=request.user.pk)})
+
+
+@api_login_required
+@require_POST
+def dismiss(request: HttpRequest, event_id: int) -> JsonResponse:
+    services.dismiss(user_id=request.user.pk, event_id=event_id)
+    return JsonResponse({"unread": selectors.unread_count(user_id=request.user.pk)})
+
+
+@api_login_required
+@require_POST
+def mark_all_read(request: HttpRequest) -> JsonResponse:
+    """Mark read up to the ``up_to`` event id the page has shown."""
+    up_to = _int_param(request.POST.get("up_to"), None)
+    if up_to is None or up_to < 0:
+        return JsonResponse({"error": "'up_to' must be an event id"}, status=400)
+    marked = services.mark_all_read(user_id=request.user.pk, up_to=up_to)
+    return JsonResponse(
+        {"marked": marked, "unread": selectors.unread_count(user_id=request.user.pk)}
+    )
+
+
+@api_login_required
+@require_POST
+def websocket_ticket(request: HttpRequest) -> JsonResponse:
+    """Issue a short-lived ticket to send as the first WebSocket message."""
+    try:
+        ticket = tickets.issue_ticket(request)
+    except redis.RedisError as exc:
+        logger.warning("cannot issue a WebSocket ticket, Redis is unavailable: %s", exc)
+        return JsonResponse({"error": "live notifications are unavailable"}, status=503)
+    return JsonResponse({"ticket": ticket, "expires_in": settings.TICKET_MAX_AGE})

@@ -1,0 +1,328 @@
+"""
+The wire format: every JSON payload that crosses Redis or the WebSocket.
+
+Nothing else in the project builds or parses these payloads. Two families:
+
+* Redis messages, from Django to every ws_server process. Each carries
+  ``"v": VERSION``; a process drops (and logs) a version it doesn't know, so a
+  rolling upgrade never crashes a relay.
+* WebSocket frames, between the ws_server and browsers. The client sends
+  small commands; the server sends events and state. ``docs/protocol.md``
+  documents each one.
+
+Server frames for an event are encoded once and the same ``str`` is handed to
+every recipient (``websockets.broadcast``), which is what keeps fan-out cheap.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+__all__ = [
+    "VERSION",
+    "AudienceSpec",
+    "ClientMessage",
+    "CloseCode",
+    "Dismiss",
+    "EventMessage",
+    "Hello",
+    "MarkAllRead",
+    "MarkRead",
+    "ProtocolError",
+    "RedisMessage",
+    "SessionEnded",
+    "UnknownVersion",
+    "UserChanged",
+    "UserFrame",
+    "decode_redis",
+    "encode_dismissed",
+    "encode_error",
+    "encode_event",
+    "encode_for_user",
+    "encode_notification",
+    "encode_read_state",
+    "encode_resync",
+    "encode_session_ended",
+    "encode_user_changed",
+    "encode_welcome",
+    "event_message",
+    "parse_client_message",
+]
+
+VERSION = 1
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+class CloseCode(IntEnum):
+    """Application close codes; docs/protocol.md says what a client should do."""
+
+    #: No valid credential: missing, forged, expired or already used.
+    AUTHENTICATION_FAILED = 4001
+    #: No "hello" arrived within the authentication timeout.
+    AUTHENTICATION_TIMEOUT = 4002
+    #: Logout, password change, deactivation or deletion ended the session.
+    SESSION_REVOKED = 4003
+    #: The first message was not a valid "hello".
+    PROTOCOL_ERROR = 4004
+    #: The client sent messages faster than the rate limit allows.
+    RATE_LIMITED = 4008
+    #: The user already has the maximum number of open connections.
+    TOO_MANY_CONNECTIONS = 4009
+    #: The client fell too far behind; reconnect with the last id seen.
+    TOO_SLOW = 4010
+
+
+# Redis messages: Django -> ws_server.
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceSpec:
+    """Who an event is for, in terms a ws_server can match without a query."""
+
+    everyone: bool = False
+    staff: bool = False
+    groups: frozenset[int] = frozenset()
+    users: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class EventMessage:
+    """A committed event; ``frame`` is the ready-to-send client frame."""
+
+    event_id: int
+    audience: AudienceSpec
+    frame: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserFrame:
+    """A frame for every open tab of one user (read state, unread count)."""
+
+    user_id: int
+    frame: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnded:
+    """A session was logged out or flushed; ``session`` is its key's digest."""
+
+    session: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserChanged:
+    """A user's credentials, activity or permissions changed: re-check them."""
+
+    user_id: int
+
+
+RedisMessage = EventMessage | UserFrame | SessionEnded | UserChanged
+
+
+class UnknownVersion(ValueError):
+    """A Redis message from a newer (or broken) publisher."""
+
+
+def encode_event(event: dict[str, Any], audience: AudienceSpec) -> str:
+    """Encode a committed event for Redis. ``event`` has the client fields."""
+    return _dumps(
+        {
+            "v": VERSION,
+            "type": "event",
+            "event": event,
+            "audience": {
+                "everyone": audience.everyone,
+                "staff": audience.staff,
+                "groups": sorted(audience.groups),
+                "users": sorted(audience.users),
+            },
+        }
+    )
+
+
+def event_message(event: dict[str, Any], audience: AudienceSpec) -> EventMessage:
+    """Build the message a relay handles, from Redis or from the database."""
+    return EventMessage(
+        event_id=int(event["id"]), audience=audience, frame=encode_notification(event)
+    )
+
+
+def encode_for_user(user_id: int, frame: str) -> str:
+    """Encode a client frame for Redis, addressed to every tab of ``user_id``."""
+    return _dumps({"v": VERSION, "type": "user", "user": user_id, "frame": frame})
+
+
+def encode_session_ended(session_digest: str) -> str:
+    return _dumps({"v": VERSION, "type": "session_ended", "session": session_digest})
+
+
+def encode_user_changed(user_id: int) -> str:
+    return _dumps({"v": VERSION, "type": "user_changed", "user": user_id})
+
+
+def decode_redis(raw: str | bytes) -> RedisMessage:
+    """
+    Decode a Redis message.
+
+    Raise :exc:`UnknownVersion` for another version and :exc:`ValueError`
+    (or ``KeyError``/``TypeError``) for a malformed payload.
+    """
+    data = json.loads(raw)
+    if data.get("v") != VERSION:
+        raise UnknownVersion(f"unsupported message version: {data.get('v')!r}")
+    kind = data["type"]
+    if kind == "event":
+        audience = data["audience"]
+        return event_message(
+            data["event"],
+            AudienceSpec(
+                everyone=bool(audience["everyone"]),
+                staff=bool(audience["staff"]),
+                groups=frozenset(map(int, audience["groups"])),
+                users=frozenset(map(int, audience["users"])),
+            ),
+        )
+    if kind == "user":
+        return UserFrame(user_id=int(data["user"]), frame=str(data["frame"]))
+    if kind == "session_ended":
+        return SessionEnded(session=str(data["session"]))
+    if kind == "user_changed":
+        return UserChanged(user_id=int(data["user"]))
+    raise ValueError(f"unknown message type: {kind!r}")
+
+
+# WebSocket frames: ws_server -> browser.
+
+
+def encode_notification(event: dict[str, Any]) -> str:
+    return _dumps({"type": "notification", **event})
+
+
+def encode_welcome(*, user_id: int, username: str, unread: int) -> str:
+    return _dumps(
+        {
+            "type": "welcome",
+            "protocol": VERSION,
+            "user": {"id": user_id, "username": username},
+            "unread": unread,
+        }
+    )
+
+
+def encode_read_state(*, ids: list[int] | None, up_to: int | None, unread: int) -> str:
+    return _dumps({"type": "read", "ids": ids, "up_to": up_to, "unread": unread})
+
+
+def encode_dismissed(*, ids: list[int], unread: int) -> str:
+    return _dumps({"type": "dismissed", "ids": ids, "unread": unread})
+
+
+def encode_resync(reason: str) -> str:
+    return _dumps({"type": "resync", "reason": reason})
+
+
+def encode_error(code: str, message: str) -> str:
+    return _dumps({"type": "error", "code": code, "message": message})
+
+
+# WebSocket frames: browser -> ws_server.
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """First client message: an optional ticket and the last event id seen."""
+
+    ticket: str | None = None
+    last_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MarkRead:
+    event_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class MarkAllRead:
+    """Mark read every notification up to ``up_to`` (race-safe)."""
+
+    up_to: int
+
+
+@dataclass(frozen=True, slots=True)
+class Dismiss:
+    """Archive one notification out of the inbox."""
+
+    event_id: int
+
+
+ClientMessage = Hello | MarkRead | MarkAllRead | Dismiss
+
+
+class ProtocolError(ValueError):
+    """A client frame the server can't act on; ``code`` goes in the reply."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+MAX_TICKET_LENGTH = 512
+MAX_ID = 2**63 - 1
+
+
+def parse_client_message(data: str | bytes) -> ClientMessage:
+    """
+    Parse one client frame, or raise :exc:`ProtocolError`.
+
+    Strict on purpose: unknown fields are ignored, but every known field must
+    have the right type, so handlers never see a half-valid message.
+    """
+    if not isinstance(data, str):
+        raise ProtocolError("binary_frame", "send JSON in text frames")
+    try:
+        message = json.loads(data)
+    except ValueError:
+        raise ProtocolError("invalid_json", "the frame is not valid JSON") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("invalid_message", "send a JSON object")
+    kind = message.get("type")
+    if kind == "hello":
+        return Hello(
+            ticket=_optional_ticket(message.get("ticket")),
+            last_id=_optional_id(message.get("last_id"), "last_id"),
+        )
+    if kind == "mark_read":
+        return MarkRead(event_id=_required_id(message.get("id"), "id"))
+    if kind == "mark_all_read":
+        return MarkAllRead(up_to=_required_id(message.get("up_to"), "up_to"))
+    if kind == "dismiss":
+        return Dismiss(event_id=_required_id(message.get("id"), "id"))
+    if not isinstance(kind, str):
+        raise ProtocolError("invalid_message", "the message has no string 'type'")
+    raise ProtocolError("unknown_type", f"unknown message type: {kind[:40]!r}")
+
+
+def _optional_ticket(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_TICKET_LENGTH:
+        raise ProtocolError("invalid_message", "'ticket' must be a short string")
+    return value
+
+
+def _optional_id(value: object, name: str) -> int | None:
+    return None if value is None else _required_id(value, name)
+
+
+def _required_id(value: object, name: str) -> int:
+    # bool is an int subclass; true is not an event id.
+    if type(value) is not int or not 0 <= value <= MAX_ID:
+        raise ProtocolError(
+            "invalid_message", f"{name!r} must be a non-negative integer"
+        )
+    return value
