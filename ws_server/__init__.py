@@ -1,0 +1,1 @@
+"""The WebSocket process: authenticates browsers and relays events from Redis."""

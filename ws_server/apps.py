@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class WsServerConfig(AppConfig):
+    name = "ws_server"
+    verbose_name = "WebSocket server"

@@ -1,0 +1,214 @@
+"""
+One connection's life: authenticate, resume, then serve client commands.
+
+The client's first message is ``hello``; it carries a ticket unless the
+handshake carried Django's session cookie, and the id of the last event the
+client has seen. The server replays what was missed from the database while
+holding live frames aside, then releases them, so nothing arrives twice or
+out of order (see docs/protocol.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from notifications import selectors, services
+from notifications.payloads import event_payload
+from notifications.wire import (
+    CloseCode,
+    Dismiss,
+    Hello,
+    MarkAllRead,
+    MarkRead,
+    ProtocolError,
+    encode_error,
+    encode_notification,
+    encode_resync,
+    encode_welcome,
+    parse_client_message,
+)
+
+from .auth import AuthenticationFailed, Principal, authenticate_session, redeem_ticket
+from .db import run_orm
+from .hub import Client, Hub
+
+__all__ = ["Handler", "HandlerConfig"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerConfig:
+    auth_timeout: float
+    resume_limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Catchup:
+    frames: list[tuple[int, str]]
+    unread: int
+    overflow: bool
+
+
+class Handler:
+    """The ``websockets`` connection handler."""
+
+    def __init__(self, hub: Hub, redis: Redis, config: HandlerConfig) -> None:
+        self.hub = hub
+        self.redis = redis
+        self.config = config
+
+    async def __call__(self, connection: ServerConnection) -> None:
+        hello = await self._receive_hello(connection)
+        if hello is None:
+            return
+        principal = await self._authenticate(connection, hello)
+        if principal is None:
+            return
+        client = Client(connection, principal)
+        self.hub.add(client)
+        try:
+            await self._resume(client, hello.last_id)
+            await self._serve(client)
+        finally:
+            self.hub.discard(client)
+
+    async def _receive_hello(self, connection: ServerConnection) -> Hello | None:
+        try:
+            async with asyncio.timeout(self.config.auth_timeout):
+                raw = await connection.recv()
+        except TimeoutError:
+            logger.info(
+                "refused %s: no hello within %ss",
+                _peer(connection),
+                self.config.auth_timeout,
+            )
+            await connection.close(
+                CloseCode.AUTHENTICATION_TIMEOUT, "authentication timeout"
+            )
+            return None
+        except ConnectionClosed:
+            return None
+        try:
+            message = parse_client_message(raw)
+        except ProtocolError as exc:
+            logger.info("refused %s: bad hello (%s)", _peer(connection), exc.code)
+            await connection.close(CloseCode.PROTOCOL_ERROR, "expected hello")
+            return None
+        if not isinstance(message, Hello):
+            logger.info("refused %s: first message was not hello", _peer(connection))
+            await connection.close(CloseCode.PROTOCOL_ERROR, "expected hello")
+            return None
+        return message
+
+    async def _authenticate(
+        self, connection: ServerConnection, hello: Hello
+    ) -> Principal | None:
+        """Authenticate with the ticket if any, else the handshake's cookie."""
+        session_key: str | None
+        try:
+            if hello.ticket is not None:
+                session_key = await redeem_ticket(hello.ticket, self.redis)
+            else:
+                session_key = getattr(connection, "session_key", None)
+            if session_key is None:
+                raise AuthenticationFailed("no session cookie and no ticket")
+            principal = await run_orm(authenticate_session, session_key)
+        except AuthenticationFailed as exc:
+            logger.info("refused %s: %s", _peer(connection), exc)
+            await connection.close(
+                CloseCode.AUTHENTICATION_FAILED, "authentication failed"
+            )
+            return None
+        logger.debug(
+            "%s authenticated user %s by %s",
+            _peer(connection),
+            principal.user_id,
+            "ticket" if hello.ticket is not None else "session cookie",
+        )
+        return principal
+
+    async def _resume(self, client: Client, last_id: int | None) -> None:
+        """Replay what the client missed, then release the live frames held."""
+        catchup = await run_orm(
+            self._load_catchup,
+            client.principal.user_id,
+            last_id,
+            self.config.resume_limit,
+        )
+        connection = client.connection
+        if catchup.overflow:
+            await connection.send(encode_resync("too many missed notifications"))
+        for _event_id, frame in catchup.frames:
+            await connection.send(frame)
+        await connection.send(
+            encode_welcome(
+                user_id=client.principal.user_id,
+                username=client.principal.username,
+                unread=catchup.unread,
+            )
+        )
+        replayed = {event_id for event_id, _frame in catchup.frames}
+        assert client.pending is not None
+        # Frames keep arriving in client.pending while this loop awaits.
+        while client.pending:
+            event_id, frame = client.pending.popleft()
+            if event_id is None or event_id not in replayed:
+                await connection.send(frame)
+        if client.overflowed:
+            await connection.send(
+                encode_resync("too many live notifications while resuming")
+            )
+        client.pending = None
+
+    @staticmethod
+    def _load_catchup(user_id: int, last_id: int | None, limit: int) -> Catchup:
+        frames: list[tuple[int, str]] = []
+        overflow = False
+        if last_id is not None:
+            missed = selectors.missed_notifications(
+                user_id=user_id, after=last_id, limit=limit + 1
+            )
+            overflow = len(missed) > limit
+            if not overflow:
+                frames = [
+                    (n.event_id, encode_notification(event_payload(n.event)))
+                    for n in missed
+                ]
+        return Catchup(frames, selectors.unread_count(user_id=user_id), overflow)
+
+    async def _serve(self, client: Client) -> None:
+        async for raw in client.connection:
+            try:
+                message = parse_client_message(raw)
+            except ProtocolError as exc:
+                await client.connection.send(encode_error(exc.code, exc.message))
+                continue
+            user_id = client.principal.user_id
+            if isinstance(message, MarkRead):
+                await run_orm(
+                    services.mark_read, user_id=user_id, event_id=message.event_id
+                )
+            elif isinstance(message, MarkAllRead):
+                await run_orm(
+                    services.mark_all_read, user_id=user_id, up_to=message.up_to
+                )
+            elif isinstance(message, Dismiss):
+                await run_orm(
+                    services.dismiss, user_id=user_id, event_id=message.event_id
+                )
+            else:
+                await client.connection.send(
+                    encode_error("unexpected_hello", "already authenticated")
+                )
+
+
+def _peer(connection: ServerConnection) -> str:
+    address = connection.remote_address
+    return f"{address[0]}:{address[1]}" if address else "unknown peer"

@@ -1,0 +1,135 @@
+"""
+The registry of connected clients: who is here, and who an event is for.
+
+No I/O happens here. Connection handlers ``add`` and ``discard`` their client
+around the connection's lifetime; the relay asks for ``recipients`` of each
+event and sends to them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict, deque
+from collections.abc import Collection, Iterable
+from typing import TypeVar
+
+from websockets.asyncio.server import ServerConnection
+
+from notifications.wire import AudienceSpec
+
+from .auth import Principal
+
+__all__ = ["Client", "Hub"]
+
+K = TypeVar("K", int, str)
+
+
+class Client:
+    """
+    One authenticated connection.
+
+    While the handler replays what the client missed, live frames wait in
+    ``pending`` (bounded), so nothing is sent out of order or twice.
+    """
+
+    __slots__ = ("_closing", "connection", "overflowed", "pending", "principal")
+
+    def __init__(self, connection: ServerConnection, principal: Principal) -> None:
+        self.connection = connection
+        self.principal = principal
+        self.pending: deque[tuple[int | None, str]] | None = deque()
+        self.overflowed = False
+        self._closing: asyncio.Task[None] | None = None
+
+    def hold(self, event_id: int | None, frame: str, limit: int) -> None:
+        """Keep a live frame until the replay is done; past ``limit``, give up."""
+        assert self.pending is not None
+        if len(self.pending) >= limit:
+            self.overflowed = True
+            self.pending.clear()
+        if not self.overflowed:
+            self.pending.append((event_id, frame))
+
+    def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake without waiting for it (idempotent)."""
+        if self._closing is None:
+            # The task holds itself via this attribute until the connection
+            # closes; its handler then drops the client.
+            self._closing = asyncio.create_task(self.connection.close(code, reason))
+
+    def __repr__(self) -> str:
+        return f"<Client user={self.principal.user_id} {self.connection.id}>"
+
+
+class Hub:
+    def __init__(self) -> None:
+        self._all: set[Client] = set()
+        self._staff: set[Client] = set()
+        self._by_user: defaultdict[int, set[Client]] = defaultdict(set)
+        self._by_group: defaultdict[int, set[Client]] = defaultdict(set)
+        self._by_session: defaultdict[str, set[Client]] = defaultdict(set)
+
+    def __len__(self) -> int:
+        return len(self._all)
+
+    def __contains__(self, client: object) -> bool:
+        return client in self._all
+
+    def add(self, client: Client) -> None:
+        principal = client.principal
+        self._all.add(client)
+        if principal.is_staff:
+            self._staff.add(client)
+        self._by_user[principal.user_id].add(client)
+        self._by_session[principal.session_digest].add(client)
+        for group_id in principal.group_ids:
+            self._by_group[group_id].add(client)
+
+    def discard(self, client: Client) -> None:
+        principal = client.principal
+        self._all.discard(client)
+        self._staff.discard(client)
+        _discard(self._by_user, principal.user_id, client)
+        _discard(self._by_session, principal.session_digest, client)
+        for group_id in principal.group_ids:
+            _discard(self._by_group, group_id, client)
+
+    def update(self, client: Client, principal: Principal) -> None:
+        """Re-index a client whose staff flag or groups changed."""
+        self.discard(client)
+        client.principal = principal
+        self.add(client)
+
+    def recipients(self, audience: AudienceSpec) -> Collection[Client]:
+        """Return the connected clients ``audience`` covers."""
+        if audience.everyone:
+            return self._all
+        if audience.staff:
+            return self._staff
+        if audience.groups:
+            return _union(self._by_group, audience.groups)
+        return _union(self._by_user, audience.users)
+
+    def of_user(self, user_id: int) -> list[Client]:
+        return list(self._by_user.get(user_id, ()))
+
+    def of_session(self, digest: str) -> list[Client]:
+        return list(self._by_session.get(digest, ()))
+
+    def count_of_user(self, user_id: int) -> int:
+        return len(self._by_user.get(user_id, ()))
+
+
+def _discard(index: dict[K, set[Client]], key: K, client: Client) -> None:
+    members = index.get(key)
+    if members is not None:
+        members.discard(client)
+        if not members:
+            del index[key]
+
+
+def _union(index: defaultdict[int, set[Client]], keys: Iterable[int]) -> set[Client]:
+    clients: set[Client] = set()
+    for key in keys:
+        clients.update(index.get(key, ()))
+    return clients
