@@ -1,0 +1,55 @@
+"""
+Shared fixtures. Every run isolates itself: its own database (named after the
+run) and its own Redis key prefix, so parallel and repeated runs never see
+each other's rows or events.
+"""
+
+import os
+import uuid
+
+import pytest
+from django.conf import settings
+
+from tests.servers import WebSocketServerProcess
+
+RUN_ID = uuid.uuid4().hex[:10]
+
+# Browser tests reach the live server by IP as well as by "localhost".
+os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", "127.0.0.1")
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        # A file, not :memory:, so the runwsserver process can open it too.
+        name = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+    else:
+        name = f"test_notifications_{RUN_ID}"
+    database.setdefault("TEST", {})["NAME"] = name
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_prefix() -> str:
+    prefix = f"test-{RUN_ID}"
+    settings.NOTIFICATIONS_REDIS_PREFIX = prefix
+    return prefix
+
+
+@pytest.fixture(scope="session")
+def ws_server(django_db_setup, django_db_blocker, redis_prefix):
+    """A real ``runwsserver`` process on a free port, against the test database."""
+    with WebSocketServerProcess(redis_prefix=redis_prefix) as server:
+        yield server
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """Attach the runwsserver log to failed end-to-end tests."""
+    report = yield
+    server = getattr(item, "funcargs", {}).get("ws_server")
+    if report.failed and server is not None:
+        report.sections.append(
+            ("runwsserver log (last 60 lines)", "\n".join(server.lines[-60:]))
+        )
+    return report

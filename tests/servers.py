@@ -1,0 +1,155 @@
+"""Real processes for end-to-end tests: the ``runwsserver`` command."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+from django.conf import settings
+from django.db import connection
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+LISTENING = re.compile(r"listening on ws://[^:]+:(\d+)/ws")
+TEST_ORIGIN = "http://testserver"
+
+
+def database_url() -> str:
+    """The URL of the database Django is using now (the test database)."""
+    params = connection.settings_dict
+    if params["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{params['NAME']}"
+    credentials = quote(params["USER"] or "", safe="")
+    if params["PASSWORD"]:
+        credentials += ":" + quote(params["PASSWORD"], safe="")
+    host = params["HOST"] or "localhost"
+    port = f":{params['PORT']}" if params["PORT"] else ""
+    return f"postgres://{credentials}@{host}{port}/{params['NAME']}"
+
+
+class WebSocketServerProcess:
+    """
+    Start ``manage.py runwsserver --port 0`` and learn its port from its log.
+
+    The log is collected as it comes, so tests can assert on log lines.
+    """
+
+    def __init__(
+        self,
+        *,
+        redis_prefix: str,
+        redis_url: str | None = None,
+        origins: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.redis_prefix = redis_prefix
+        self.redis_url = redis_url or settings.REDIS_URL
+        self.origins = origins or [TEST_ORIGIN]
+        self.extra_env = env or {}
+        self.lines: list[str] = []
+        self._new_line = threading.Condition()
+        self.process: subprocess.Popen[str] | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def environment(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "project.settings",
+            "DATABASE_URL": database_url(),
+            "REDIS_URL": self.redis_url,
+            "SECRET_KEY": settings.SECRET_KEY,
+            "SESSION_ENGINE": settings.SESSION_ENGINE,
+            "NOTIFICATIONS_REDIS_PREFIX": self.redis_prefix,
+            "NOTIFICATIONS_WS_ORIGINS": ",".join(self.origins),
+            "LOG_LEVEL": "DEBUG",
+            **self.extra_env,
+        }
+
+    def start(self, port: int = 0) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "manage.py",
+                "runwsserver",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=BASE_DIR,
+            env=self.environment(),
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
+        self._collector = threading.Thread(
+            target=self._collect, args=(self.process,), daemon=True
+        )
+        self._collector.start()
+        match = self.wait_for_log(LISTENING, timeout=20)
+        self.port = int(match.group(1))
+        self.wait_for_log(
+            re.compile("relay connected|Redis connection lost"), timeout=10
+        )
+
+    def _collect(self, process: subprocess.Popen[str]) -> None:
+        assert process.stderr is not None
+        with process.stderr:
+            for line in process.stderr:
+                with self._new_line:
+                    self.lines.append(line.rstrip("\n"))
+                    self._new_line.notify_all()
+
+    def wait_for_log(
+        self, pattern: re.Pattern[str] | str, timeout: float = 5, since: int = 0
+    ) -> re.Match[str]:
+        """Wait for a log line matching ``pattern`` (from line ``since`` on)."""
+        pattern = re.compile(pattern) if isinstance(pattern, str) else pattern
+        deadline = time.monotonic() + timeout
+        with self._new_line:
+            while True:
+                for line in self.lines[since:]:
+                    if match := pattern.search(line):
+                        return match
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (
+                    self.process
+                    and self.process.poll() is not None
+                    and not self._new_line.wait(0.1)
+                ):
+                    raise AssertionError(
+                        f"no log line matching {pattern.pattern!r} in {timeout}s; log:\n"
+                        + "\n".join(self.lines[-40:])
+                    )
+                self._new_line.wait(remaining)
+
+    def stop(self) -> int:
+        """SIGTERM and wait; return the exit code."""
+        assert self.process is not None
+        self.process.terminate()
+        code = self.process.wait(timeout=15)
+        self._collector.join(timeout=5)
+        return code
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=15)
+        self._collector.join(timeout=5)
+
+    def __enter__(self) -> WebSocketServerProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.process and self.process.poll() is None:
+            self.stop()

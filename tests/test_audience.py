@@ -1,0 +1,70 @@
+"""Who an event is for: database resolution, and matching on the ws_server."""
+
+import pytest
+from django.test import TestCase
+
+from notifications import selectors, services
+from notifications.models import Audience, Notification
+from notifications.payloads import audience_spec
+from tests.factories import make_group, make_user
+
+
+class AudienceResolutionTests(TestCase):
+    @classmethod
+    def setUpTestData(cls) -> None:
+        cls.team = make_group()
+        cls.staff = make_user(staff=True)
+        cls.member = make_user(groups=(cls.team,))
+        cls.other = make_user()
+        cls.inactive = make_user(is_active=False, groups=(cls.team,))
+
+    def recipients(self, **kwargs: object) -> set[int]:
+        with self.captureOnCommitCallbacks(execute=False):
+            event = services.send_event(title="t", **kwargs)
+        return set(
+            Notification.objects.filter(event=event).values_list("user_id", flat=True)
+        )
+
+    def test_everyone_means_every_active_user(self) -> None:
+        """'Everyone' reaches all active users and no inactive one."""
+        assert self.recipients() == {self.staff.pk, self.member.pk, self.other.pk}
+
+    def test_staff(self) -> None:
+        assert self.recipients(audience=Audience.STAFF) == {self.staff.pk}
+
+    def test_groups(self) -> None:
+        """Group audiences reach active members only."""
+        assert self.recipients(audience=Audience.GROUPS, groups=[self.team]) == {
+            self.member.pk
+        }
+
+    def test_selected_users(self) -> None:
+        users = [self.other, self.staff]
+        assert self.recipients(audience=Audience.USERS, users=users) == {
+            self.other.pk,
+            self.staff.pk,
+        }
+
+    def test_group_audience_without_groups_is_invalid(self) -> None:
+        """The service refuses an audience that names nobody."""
+        from django.core.exceptions import ValidationError
+
+        with pytest.raises(ValidationError):
+            services.send_event(title="t", audience=Audience.GROUPS)
+
+    def test_spec_matches_the_audience(self) -> None:
+        """The audience spec sent to the ws_server names the same groups and users."""
+        with self.captureOnCommitCallbacks(execute=False):
+            event = services.send_event(
+                title="t", audience=Audience.GROUPS, groups=[self.team]
+            )
+        assert audience_spec(event).groups == {self.team.pk}
+
+    def test_unread_count_and_inbox(self) -> None:
+        """New notifications are unread and listed newest first."""
+        with self.captureOnCommitCallbacks(execute=False):
+            first = services.send_event(title="first")
+            second = services.send_event(title="second")
+        page = selectors.inbox(user_id=self.other.pk)
+        assert [n.event_id for n in page] == [second.pk, first.pk]
+        assert selectors.unread_count(user_id=self.other.pk) == 2

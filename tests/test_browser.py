@@ -1,0 +1,139 @@
+"""
+The browser client in real headless Chromium, against a live Django server and
+a real runwsserver: log in through Django's login form, watch notifications
+arrive, mark them read.
+"""
+
+import os
+import shutil
+
+import pytest
+from django.test import override_settings
+
+from notifications import services
+from tests.factories import make_user
+from tests.servers import WebSocketServerProcess
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+PASSWORD = "correct horse battery staple"
+
+if not os.path.exists(CHROMIUM):
+    if os.environ.get("CI") == "true":
+        raise RuntimeError(f"browser tests need Chromium; not found at {CHROMIUM}")
+    pytest.skip(
+        "Chromium is not installed (set CHROMIUM=/path)", allow_module_level=True
+    )
+
+# Playwright's sync API keeps an event loop in this thread; the ORM calls
+# these tests make between browser steps are still synchronous.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_ws_server(live_server, redis_prefix):
+    """A runwsserver that accepts the live server's origins."""
+    port = live_server.url.rsplit(":", 1)[1]
+    origins = [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
+    with (
+        WebSocketServerProcess(redis_prefix=redis_prefix, origins=origins) as server,
+        override_settings(NOTIFICATIONS_WS_URL=server.url),
+    ):
+        yield server
+
+
+def log_in(page, base_url: str, username: str):
+    page.goto(f"{base_url}/accounts/login/?next=/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#connection-state[data-state=live]", timeout=10_000)
+
+
+def base_url(live_server, hostname: str) -> str:
+    return f"http://{hostname}:{live_server.url.rsplit(':', 1)[1]}"
+
+
+@pytest.mark.parametrize(
+    "hostname",
+    [
+        pytest.param("127.0.0.1", id="same-site-cookie"),
+        pytest.param("localhost", id="cross-host-ticket"),
+    ],
+)
+def test_notification_arrives_live_and_is_marked_read(
+    browser, live_server, browser_ws_server, hostname
+):
+    """A sent event appears in the open page, as text, and "Mark read" clears the badge."""
+    alice = make_user(username="alice")
+    page = browser.new_page()
+    since = len(browser_ws_server.lines)
+    log_in(page, base_url(live_server, hostname), "alice")
+
+    event = services.send_event(
+        title="<img src=x onerror=alert(1)>Deploy done", body="v2"
+    )
+    item = page.locator(f"li.notification[data-id='{event.pk}']")
+    item.wait_for(timeout=2_000)
+    assert item.locator("h2").inner_text() == "<img src=x onerror=alert(1)>Deploy done"
+    assert item.locator("img").count() == 0, "event data was rendered as HTML"
+    assert page.inner_text("#unread-count") == "1"
+
+    item.locator("button.mark-read").click()
+    page.wait_for_function(
+        "document.querySelector('#unread-count').textContent === '0'"
+    )
+    assert not services.mark_read(user_id=alice.pk, event_id=event.pk), "already read"
+    # Same host: the page relies on the cookie; another host: on a ticket.
+    credential = "session cookie" if hostname == "127.0.0.1" else "ticket"
+    browser_ws_server.wait_for_log(
+        f"authenticated user {alice.pk} by {credential}", since=since
+    )
+    page.close()
+
+
+def test_admin_sends_from_the_admin_and_user_sees_it(
+    browser, live_server, browser_ws_server
+):
+    """The demo flow: an admin sends from the Django admin; a user's page shows it."""
+    make_user(username="alice")
+    make_user(username="admin", staff=True, is_superuser=True)
+    url = base_url(live_server, "127.0.0.1")
+    user_context, admin_context = browser.new_context(), browser.new_context()
+    user_page, admin_page = user_context.new_page(), admin_context.new_page()
+    log_in(user_page, url, "alice")
+
+    admin_page.goto(f"{url}/admin/login/?next=/admin/notifications/event/add/")
+    admin_page.fill("input[name=username]", "admin")
+    admin_page.fill("input[name=password]", PASSWORD)
+    admin_page.click("input[type=submit]")
+    admin_page.fill("input[name=title]", "Coffee in the kitchen")
+    admin_page.select_option("select[name=audience]", "everyone")
+    admin_page.click("input[name=_save]")
+    admin_page.wait_for_url("**/admin/notifications/event/")
+
+    user_page.locator("li.notification h2", has_text="Coffee in the kitchen").wait_for(
+        timeout=2_000
+    )
+    assert user_page.inner_text("#unread-count") == "1"
+    user_context.close()
+    admin_context.close()

@@ -1,0 +1,122 @@
+"""
+Fault injection with real processes: Redis killed and restarted, ws_server
+killed and replaced, two ws_server processes side by side. Each test that
+kills Redis starts its own private redis-server, never the shared one.
+"""
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from django.test import override_settings
+
+from notifications import services
+from notifications.broker import get_redis
+from scripts.redis_server import RedisServer
+from tests.clients import receive, subscriber
+from tests.factories import make_user
+from tests.servers import WebSocketServerProcess
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def send(count: int, title: str = "event") -> list[int]:
+    return [services.send_event(title=f"{title} {i}").pk for i in range(count)]
+
+
+def receive_ids(connection, count: int, timeout: float = 10.0) -> list[int]:
+    """Receive until ``count`` distinct ids arrived; keep them in arrival order.
+
+    Like the browser client, de-duplicate by id: delivery is at-least-once.
+    """
+    ids: list[int] = []
+    deadline = time.monotonic() + timeout
+    while len(ids) < count:
+        frame = receive(connection, timeout=max(0.01, deadline - time.monotonic()))
+        if frame["type"] == "notification" and frame["id"] not in ids:
+            ids.append(frame["id"])
+    return ids
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test's own; Django publishes to it too."""
+    with RedisServer() as server, override_settings(REDIS_URL=server.url):
+        get_redis.cache_clear()
+        yield server
+    get_redis.cache_clear()
+
+
+def test_redis_killed_and_restarted_loses_nothing(private_redis, redis_prefix):
+    """Events sent before, during and after a Redis crash all arrive once, in order."""
+    alice, bob = make_user(), make_user()
+    with (
+        WebSocketServerProcess(
+            redis_prefix=redis_prefix, redis_url=private_redis.url
+        ) as server,
+        subscriber(server, alice) as alice_ws,
+        subscriber(server, bob) as bob_ws,
+    ):
+        before = send(5, "before")
+        assert receive_ids(alice_ws, 5) == before
+        since = len(server.lines)
+        private_redis.kill()
+        during = send(5, "during")  # publishing fails; the rows are committed
+        server.wait_for_log("Redis connection lost", since=since)
+        private_redis.start()
+        server.wait_for_log("Redis connection restored", since=since, timeout=15)
+        after = send(5, "after")
+        assert receive_ids(alice_ws, 10) == during + after
+        assert receive_ids(bob_ws, 15) == before + during + after
+    lost = [line for line in server.lines[since:] if "Redis connection lost" in line]
+    assert len(lost) == 1, "the outage should be logged once, not once per retry"
+
+
+def test_ws_server_killed_and_replaced_clients_resume(redis_prefix):
+    """After a SIGKILL, clients reconnect to a new process with their last id and miss nothing."""
+    alice = make_user()
+    first_server = WebSocketServerProcess(redis_prefix=redis_prefix)
+    first_server.start()
+    with subscriber(first_server, alice) as ws:
+        [seen] = send(1)
+        assert receive_ids(ws, 1) == [seen]
+        first_server.kill()
+    missed = send(5)
+    with (
+        WebSocketServerProcess(redis_prefix=redis_prefix) as second_server,
+        subscriber(second_server, alice, last_id=seen) as ws,
+    ):
+        assert [frame["id"] for frame in ws.replayed] == missed
+        [live] = send(1)
+        assert receive_ids(ws, 1) == [live]
+
+
+def test_two_processes_each_recipient_gets_every_event_once(ws_server, redis_prefix):
+    """With clients spread over two ws_server processes, every recipient gets each event once."""
+    alice, bob = make_user(), make_user()
+    with (
+        WebSocketServerProcess(redis_prefix=redis_prefix) as other_server,
+        subscriber(ws_server, alice) as alice_on_first,
+        subscriber(other_server, alice) as alice_on_second,
+        subscriber(other_server, bob) as bob_on_second,
+    ):
+        ids = send(10)
+        for ws in (alice_on_first, alice_on_second, bob_on_second):
+            frames = [receive(ws) for _ in ids]
+            assert [frame["id"] for frame in frames] == ids
+        [last] = send(1)
+        # Nothing extra was queued before the last event: no duplicates.
+        for ws in (alice_on_first, alice_on_second, bob_on_second):
+            assert receive(ws)["id"] == last
+
+
+def test_graceful_shutdown_closes_with_going_away(redis_prefix):
+    """SIGTERM closes every connection with 1001 and the process exits 0."""
+    alice = make_user()
+    server = WebSocketServerProcess(redis_prefix=redis_prefix)
+    server.start()
+    with subscriber(server, alice) as ws:
+        assert server.stop() == 0
+        with pytest.raises(Exception) as closed:  # noqa: PT011
+            ws.recv(timeout=5)
+    assert closed.value.rcvd.code == 1001

@@ -1,0 +1,131 @@
+"""The inbox over HTTP: pages, unread counts, read and dismissed state, expiry."""
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from notifications import services
+from notifications.models import Notification
+from tests.factories import make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def alice():
+    return make_user()
+
+
+@pytest.fixture
+def browser(alice) -> Client:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    client.get("/")  # sets the CSRF cookie, as the inbox page does
+    return client
+
+
+def post(client: Client, url: str, data: dict | None = None):
+    return client.post(
+        url, data or {}, headers={"X-CSRFToken": client.cookies["csrftoken"].value}
+    )
+
+
+def send(count: int, **kwargs) -> list[int]:
+    return [services.send_event(title=f"event {i}", **kwargs).pk for i in range(count)]
+
+
+def test_list_pages_with_a_cursor(browser):
+    """The list is newest first; next_before fetches the following page."""
+    ids = send(5)
+    first = browser.get("/api/notifications/?limit=2").json()
+    assert [n["id"] for n in first["results"]] == ids[:-3:-1]
+    assert first["unread"] == 5
+    second = browser.get(
+        f"/api/notifications/?limit=2&before={first['next_before']}"
+    ).json()
+    assert [n["id"] for n in second["results"]] == [ids[2], ids[1]]
+    last = browser.get(
+        f"/api/notifications/?limit=2&before={second['next_before']}"
+    ).json()
+    assert [n["id"] for n in last["results"]] == [ids[0]]
+    assert last["next_before"] is None
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=1000", "limit=x", "before=abc"])
+def test_bad_list_parameters_get_400(browser, query):
+    """Out-of-range or non-numeric parameters are a 400 with a JSON error."""
+    response = browser.get(f"/api/notifications/?{query}")
+    assert response.status_code == 400
+    assert "error" in response.json()
+
+
+def test_anonymous_api_calls_get_401():
+    """The API answers 401 JSON rather than redirecting to the login page."""
+    response = Client().get("/api/notifications/")
+    assert (response.status_code, response.json()) == (
+        401,
+        {"error": "authentication required"},
+    )
+
+
+def test_changes_need_post_and_csrf(browser):
+    """Marking read is a POST; without the CSRF token it is refused with 403."""
+    [event_id] = send(1)
+    assert browser.get(f"/api/notifications/{event_id}/read/").status_code == 405
+    assert browser.post(f"/api/notifications/{event_id}/read/").status_code == 403
+
+
+def test_mark_read(browser, alice):
+    """Marking one read records when, and the unread count drops."""
+    first, _second = send(2)
+    response = post(browser, f"/api/notifications/{first}/read/")
+    assert response.json() == {"unread": 1}
+    notification = Notification.objects.get(user=alice, event_id=first)
+    assert notification.read_at is not None
+
+
+def test_mark_all_read_is_bounded_by_up_to(browser):
+    """A notification newer than up_to (arrived while the user clicked) stays unread."""
+    shown = send(3)
+    [arrived_meanwhile] = send(1)
+    response = post(browser, "/api/notifications/read-all/", {"up_to": shown[-1]})
+    assert response.json() == {"marked": 3, "unread": 1}
+    page = browser.get("/api/notifications/").json()["results"]
+    assert next((n["id"], n["read"]) for n in page) == (arrived_meanwhile, False)
+
+
+def test_mark_all_read_needs_an_id(browser):
+    assert (
+        post(browser, "/api/notifications/read-all/", {"up_to": "all"}).status_code
+        == 400
+    )
+
+
+def test_dismissed_notifications_leave_the_inbox(browser):
+    """A dismissed notification is neither listed nor counted as unread."""
+    kept, dismissed = send(2)
+    assert post(browser, f"/api/notifications/{dismissed}/dismiss/").json() == {
+        "unread": 1
+    }
+    page = browser.get("/api/notifications/").json()
+    assert [n["id"] for n in page["results"]] == [kept]
+    assert browser.get("/api/notifications/unread/").json() == {"unread": 1}
+
+
+def test_expired_notifications_are_hidden(browser):
+    """An event past its expiry is not listed or counted."""
+    [current] = send(1, expires_at=timezone.now() + timedelta(hours=1))
+    send(1, expires_at=timezone.now() - timedelta(seconds=1))
+    page = browser.get("/api/notifications/").json()
+    assert ([n["id"] for n in page["results"]], page["unread"]) == ([current], 1)
+
+
+def test_users_see_only_their_own_inbox(browser, alice):
+    """Another user's notification can't be listed or marked read."""
+    bob = make_user()
+    [private] = [services.send_event(title="for bob", audience="users", users=[bob]).pk]
+    assert browser.get("/api/notifications/").json()["results"] == []
+    post(browser, f"/api/notifications/{private}/read/")
+    assert Notification.objects.get(user=bob).read_at is None

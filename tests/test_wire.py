@@ -1,0 +1,134 @@
+"""The wire format: what crosses Redis and the WebSocket, and how bad frames fail."""
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from notifications import wire
+
+EVENT = {
+    "id": 42,
+    "title": "Ünïcode ✓",
+    "body": "<b>not html</b>",
+    "level": "info",
+    "url": "",
+    "created_at": "2026-11-25T10:00:00+00:00",
+    "expires_at": None,
+}
+
+
+def test_event_round_trips_through_redis():
+    """An encoded event decodes to its audience and a ready client frame."""
+    audience = wire.AudienceSpec(groups=frozenset({3, 1}), users=frozenset({9}))
+    message = wire.decode_redis(wire.encode_event(EVENT, audience))
+    assert message == wire.EventMessage(
+        event_id=42, audience=audience, frame=wire.encode_notification(EVENT)
+    )
+    assert json.loads(message.frame) == {"type": "notification", **EVENT}
+
+
+def test_redis_messages_carry_a_version():
+    """Every Redis message says which version of the format it is."""
+    assert json.loads(wire.encode_user_changed(1))["v"] == wire.VERSION
+    assert json.loads(wire.encode_session_ended("digest"))["v"] == wire.VERSION
+
+
+def test_unknown_version_is_rejected_explicitly():
+    """A message from a newer publisher raises UnknownVersion, not a crash."""
+    raw = json.dumps({"v": wire.VERSION + 1, "type": "event"})
+    with pytest.raises(wire.UnknownVersion):
+        wire.decode_redis(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (wire.encode_for_user(5, wire.encode_dismissed(ids=[1], unread=3)), wire.UserFrame),
+        (wire.encode_session_ended("abc"), wire.SessionEnded),
+        (wire.encode_user_changed(5), wire.UserChanged),
+    ],
+)
+def test_control_messages_round_trip(raw, message):
+    """Read-state and revocation messages decode to their own types."""
+    assert isinstance(wire.decode_redis(raw), message)
+
+
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [
+        ('{"type": "hello"}', wire.Hello()),
+        ('{"type": "hello", "ticket": "t", "last_id": 7}', wire.Hello("t", 7)),
+        ('{"type": "mark_read", "id": 3}', wire.MarkRead(3)),
+        ('{"type": "mark_all_read", "up_to": 9}', wire.MarkAllRead(9)),
+        ('{"type": "dismiss", "id": 4}', wire.Dismiss(4)),
+    ],
+)
+def test_client_messages_parse(frame, expected):
+    """Each documented client message parses to its type."""
+    assert wire.parse_client_message(frame) == expected
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (b"{}", "binary_frame"),
+        ("{not json", "invalid_json"),
+        ("[1, 2]", "invalid_message"),
+        ('{"kind": "hello"}', "invalid_message"),
+        ('{"type": "subscribe"}', "unknown_type"),
+        ('{"type": "mark_read", "id": "3"}', "invalid_message"),
+        ('{"type": "mark_read", "id": true}', "invalid_message"),
+        ('{"type": "mark_read", "id": -1}', "invalid_message"),
+        ('{"type": "hello", "ticket": 5}', "invalid_message"),
+        ('{"type": "hello", "ticket": ""}', "invalid_message"),
+    ],
+)
+def test_bad_client_messages_raise_protocol_errors(frame, code):
+    """Malformed frames raise ProtocolError with a documented code."""
+    with pytest.raises(wire.ProtocolError) as error:
+        wire.parse_client_message(frame)
+    assert error.value.code == code
+
+
+@given(st.one_of(st.text(), st.binary()))
+def test_parser_never_fails_unexpectedly_on_arbitrary_frames(frame):
+    """Any frame either parses or raises ProtocolError; nothing else escapes."""
+    codes = {"binary_frame", "invalid_json", "invalid_message", "unknown_type"}
+    try:
+        outcome = wire.parse_client_message(frame)
+    except wire.ProtocolError as error:
+        outcome = error
+    if isinstance(outcome, wire.ProtocolError):
+        assert outcome.code in codes
+    else:
+        assert isinstance(
+            outcome, wire.Hello | wire.MarkRead | wire.MarkAllRead | wire.Dismiss
+        )
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=10,
+)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["type", "id", "up_to", "ticket", "last_id", "extra"]),
+        json_values,
+    )
+)
+def test_parser_accepts_only_well_typed_objects(message):
+    """JSON objects with any field values parse to well-typed messages or fail cleanly."""
+    try:
+        parsed = wire.parse_client_message(json.dumps(message))
+    except wire.ProtocolError:
+        return
+    if isinstance(parsed, wire.MarkRead):
+        assert type(parsed.event_id) is int
+        assert parsed.event_id >= 0
+    if isinstance(parsed, wire.Hello):
+        assert parsed.ticket is None or isinstance(parsed.ticket, str)
