@@ -45,7 +45,10 @@ def test_unknown_version_is_rejected_explicitly():
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        (wire.encode_for_user(5, wire.encode_dismissed(ids=[1], unread=3)), wire.UserFrame),
+        (
+            wire.encode_for_user(5, wire.encode_dismissed(ids=[1], unread=3)),
+            wire.UserFrame,
+        ),
         (wire.encode_session_ended("abc"), wire.SessionEnded),
         (wire.encode_user_changed(5), wire.UserChanged),
     ],
