@@ -35,6 +35,12 @@ DEFAULTS: dict[str, Any] = {
     "WS_MAX_BUFFER": 1_048_576,
     # Live frames held for a client while it replays what it missed.
     "WS_PENDING_LIMIT": 1_000,
+    # Client messages allowed per second on one connection, and the burst
+    # allowed above that rate before the connection is closed (4008).
+    "WS_RATE_LIMIT": 10.0,
+    "WS_RATE_BURST": 30,
+    # Open connections allowed per user on one ws_server process (4009).
+    "WS_MAX_CONNECTIONS_PER_USER": 20,
 }
 
 

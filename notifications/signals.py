@@ -1,15 +1,17 @@
 """
 Thin receivers: turn auth changes into control messages for open sockets.
 
-Logout, password changes, deactivation, deletion and group changes must reach
-every ws_server process, so they travel on the same Redis stream as events,
-after the change commits.
+Logout, session deletion, password changes, deactivation, deletion and group
+changes must reach every ws_server process, so they travel on the same Redis
+stream as events, after the change commits. Deleting a database session covers
+logout, ``flush()``, key rotation and ``clearsessions`` alike.
 """
 
 from functools import partial
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
+from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
@@ -25,6 +27,14 @@ def end_session(sender, request, user, **kwargs) -> None:
     session_key = request.session.session_key
     if session_key:
         transaction.on_commit(partial(publishing.publish_session_ended, session_key))
+
+
+@receiver(post_delete, sender=Session, dispatch_uid="notifications.session_deleted")
+def session_deleted(sender, instance, **kwargs) -> None:
+    # Database sessions: a flush, an admin deleting the row, clearsessions.
+    transaction.on_commit(
+        partial(publishing.publish_session_ended, instance.session_key)
+    )
 
 
 @receiver(post_save, sender=User, dispatch_uid="notifications.user_saved")

@@ -86,6 +86,12 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# django-environ lower-cases KEY_PREFIX, TIMEOUT... for Django's own Redis
+# backend, which then ignores them: give them back their names.
+CACHES["default"] = {
+    name if name == "OPTIONS" else name.upper(): value
+    for name, value in CACHES["default"].items()
+}
 SESSION_ENGINE = env.str(
     "SESSION_ENGINE", default="django.contrib.sessions.backends.db"
 )
@@ -136,6 +142,11 @@ NOTIFICATIONS_WS_MAX_MESSAGE_SIZE = env.int(
     "NOTIFICATIONS_WS_MAX_MESSAGE_SIZE", default=4096
 )
 NOTIFICATIONS_WS_MAX_BUFFER = env.int("NOTIFICATIONS_WS_MAX_BUFFER", default=1_048_576)
+NOTIFICATIONS_WS_RATE_LIMIT = env.float("NOTIFICATIONS_WS_RATE_LIMIT", default=10.0)
+NOTIFICATIONS_WS_RATE_BURST = env.int("NOTIFICATIONS_WS_RATE_BURST", default=30)
+NOTIFICATIONS_WS_MAX_CONNECTIONS_PER_USER = env.int(
+    "NOTIFICATIONS_WS_MAX_CONNECTIONS_PER_USER", default=20
+)
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {

@@ -21,6 +21,15 @@ def logged_in_client(user: Any) -> Client:
     return client
 
 
+def request_ticket(client: Client) -> str:
+    """Ask Django for a ticket the way the page does: a CSRF-protected POST."""
+    client.get("/")  # sets the CSRF cookie
+    token = client.cookies["csrftoken"].value
+    response = client.post("/api/ws-ticket/", headers={"X-CSRFToken": token})
+    assert response.status_code == 200, response.content
+    return response.json()["ticket"]
+
+
 def session_key_of(client: Client) -> str:
     return client.cookies[settings.SESSION_COOKIE_NAME].value
 
@@ -61,10 +70,18 @@ def receive(connection: ClientConnection, timeout: float = 1.0) -> dict[str, Any
 
 @contextmanager
 def subscriber(
-    server: WebSocketServerProcess, user: Any, *, last_id: int | None = None
+    server: WebSocketServerProcess,
+    user: Any,
+    *,
+    last_id: int | None = None,
+    client: Client | None = None,
 ) -> Iterator[ClientConnection]:
-    """A user's connection, authenticated by cookie, past its welcome."""
-    with websocket(server, session_key=session_key_of(logged_in_client(user))) as ws:
+    """A user's connection, authenticated by cookie, past its welcome.
+
+    ``client`` is the logged-in browser whose session to use (a new one if None).
+    """
+    client = client or logged_in_client(user)
+    with websocket(server, session_key=session_key_of(client)) as ws:
         send_json(ws, {"type": "hello", "last_id": last_id})
         frames = []
         while (frame := receive(ws, timeout=5))["type"] != "welcome":

@@ -71,6 +71,8 @@ class WebSocketServerProcess:
             "NOTIFICATIONS_REDIS_PREFIX": self.redis_prefix,
             "NOTIFICATIONS_WS_ORIGINS": ",".join(self.origins),
             "LOG_LEVEL": "DEBUG",
+            # Short enough that the slow-hello test doesn't wait long.
+            "NOTIFICATIONS_AUTH_TIMEOUT": "1",
             **self.extra_env,
         }
 

@@ -1,19 +1,16 @@
-"""End to end: who may open a socket, and what a refused client sees."""
+"""End to end: the credentials that open a socket: session cookie and ticket."""
 
-import time
 import urllib.request
-from unittest import mock
 
 import pytest
 from django.core import signing
 from django.test import Client
-from websockets.exceptions import InvalidStatus
 
 from notifications import tickets
 from tests.clients import (
-    close_of,
     logged_in_client,
     receive,
+    request_ticket,
     send_json,
     session_key_of,
     websocket,
@@ -21,15 +18,6 @@ from tests.clients import (
 from tests.factories import make_user
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def request_ticket(client: Client) -> str:
-    """Ask Django for a ticket the way the page does: a CSRF-protected POST."""
-    client.get("/")  # sets the CSRF cookie
-    token = client.cookies["csrftoken"].value
-    response = client.post("/api/ws-ticket/", headers={"X-CSRFToken": token})
-    assert response.status_code == 200, response.content
-    return response.json()["ticket"]
 
 
 def test_session_cookie_authenticates(ws_server):
@@ -65,89 +53,6 @@ def test_ticket_view_requires_login_and_csrf():
     browser = Client(enforce_csrf_checks=True)
     browser.force_login(make_user())
     assert browser.post("/api/ws-ticket/").status_code == 403
-
-
-def test_missing_credential_is_refused(ws_server):
-    """No cookie and no ticket: close 4001 "authentication failed", logged with the reason."""
-    since = len(ws_server.lines)
-    with websocket(ws_server) as ws:
-        send_json(ws, {"type": "hello"})
-        assert close_of(ws) == (4001, "authentication failed")
-    ws_server.wait_for_log("refused .*: no session cookie and no ticket", since=since)
-
-
-def test_garbage_cookie_is_refused(ws_server):
-    """A session cookie that names no session: close 4001."""
-    with websocket(ws_server, session_key="not-a-session") as ws:
-        send_json(ws, {"type": "hello"})
-        assert close_of(ws) == (4001, "authentication failed")
-
-
-def test_forged_ticket_is_refused(ws_server):
-    """A ticket with a tampered signature: close 4001; the log says why."""
-    browser = logged_in_client(make_user())
-    ticket = request_ticket(browser)
-    forged = ticket[:-2] + ("AA" if not ticket.endswith("AA") else "BB")
-    since = len(ws_server.lines)
-    with websocket(ws_server) as ws:
-        send_json(ws, {"type": "hello", "ticket": forged})
-        assert close_of(ws) == (4001, "authentication failed")
-    ws_server.wait_for_log("ticket refused: bad signature", since=since)
-    assert ticket not in "\n".join(ws_server.lines), "a credential reached the log"
-
-
-def test_expired_ticket_is_refused(ws_server):
-    """A ticket older than NOTIFICATIONS_TICKET_MAX_AGE: close 4001, logged as expired."""
-    browser = logged_in_client(make_user())
-    issued_long_ago = signing.b62_encode(int(time.time()) - 3600)
-    with mock.patch.object(
-        signing.TimestampSigner, "timestamp", return_value=issued_long_ago
-    ):
-        ticket = request_ticket(browser)
-    since = len(ws_server.lines)
-    with websocket(ws_server) as ws:
-        send_json(ws, {"type": "hello", "ticket": ticket})
-        assert close_of(ws) == (4001, "authentication failed")
-    ws_server.wait_for_log("ticket refused: expired", since=since)
-
-
-def test_ticket_works_once(ws_server):
-    """A ticket presented twice opens the first socket and refuses the second."""
-    ticket = request_ticket(logged_in_client(make_user()))
-    with websocket(ws_server) as first, websocket(ws_server) as second:
-        send_json(first, {"type": "hello", "ticket": ticket})
-        assert receive(first)["type"] == "welcome"
-        send_json(second, {"type": "hello", "ticket": ticket})
-        assert close_of(second) == (4001, "authentication failed")
-
-
-def test_ticket_from_logged_out_session_is_refused(ws_server):
-    """Logging out invalidates the tickets the session issued."""
-    browser = logged_in_client(make_user())
-    ticket = request_ticket(browser)
-    browser.post("/accounts/logout/")
-    with websocket(ws_server) as ws:
-        send_json(ws, {"type": "hello", "ticket": ticket})
-        assert close_of(ws) == (4001, "authentication failed")
-
-
-def test_ticket_is_not_accepted_in_the_url(ws_server):
-    """A ticket in the query string is ignored: without hello it authenticates nothing."""
-    ticket = request_ticket(logged_in_client(make_user()))
-    with websocket(ws_server, query=f"ticket={ticket}") as ws:
-        send_json(ws, {"type": "hello"})
-        assert close_of(ws) == (4001, "authentication failed")
-
-
-def test_disallowed_origin_is_refused(ws_server):
-    """A page on another origin, even with the user's cookie, gets HTTP 403."""
-    session_key = session_key_of(logged_in_client(make_user()))
-    with (
-        pytest.raises(InvalidStatus) as refused,
-        websocket(ws_server, session_key=session_key, origin="https://evil.example"),
-    ):
-        pass
-    assert refused.value.response.status_code == 403
 
 
 def test_health_check_answers_on_the_same_port(ws_server):

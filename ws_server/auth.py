@@ -15,8 +15,9 @@ in the log (which check failed), and never log a credential.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import import_module
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth import (
@@ -52,6 +53,8 @@ class Principal:
     # The session key is a credential: kept to re-check the session, never shown.
     session_key: str = field(repr=False)
     session_digest: str = field(repr=False)
+    # When the session expires (epoch seconds): the connection is re-checked then.
+    expires_at: float = float("inf")
 
 
 def _session_store(session_key: str) -> SessionBase:
@@ -87,7 +90,27 @@ def authenticate_session(session_key: str) -> Principal:
         group_ids=frozenset(user.groups.values_list("pk", flat=True)),
         session_key=session_key,
         session_digest=session_digest(session_key),
+        expires_at=_session_expiry(session, session_key).timestamp(),
     )
+
+
+def _session_expiry(session: SessionBase, session_key: str) -> datetime:
+    """
+    When the session stops being valid.
+
+    Database-backed engines store the exact time; for the others the session's
+    own expiry setting, counted from now, is the best estimate there is.
+    """
+    model = getattr(session, "model", None)
+    if model is not None:
+        stored = (
+            model.objects.filter(session_key=session_key)
+            .values_list("expire_date", flat=True)
+            .first()
+        )
+        if stored is not None:
+            return cast(datetime, stored)
+    return cast(datetime, session.get_expiry_date())
 
 
 def _session_hash_matches(user: Any, session_hash: str | None) -> bool:

@@ -10,7 +10,9 @@ messages re-check or close the connections they concern.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
 
@@ -85,6 +87,9 @@ class Dispatcher:
         # Highest event id relayed: after an outage, catch up from here.
         self.last_event_id = 0
         self._recent = RecentIds(10_000)
+        # Set after a Redis outage: revocations published meanwhile are lost,
+        # so every connection is checked again.
+        self._recheck_everyone = False
 
     async def start(self) -> None:
         """Start from the newest committed event; clients resume the rest."""
@@ -125,6 +130,7 @@ class Dispatcher:
                 self.deliver(message)
             delivered += len(messages)
             if len(messages) < batch_size:
+                self._recheck_everyone = True
                 return delivered
 
     @staticmethod
@@ -133,6 +139,23 @@ class Dispatcher:
             event_message(event_payload(event), audience_spec(event))
             for event in selectors.events_after(after=after, limit=limit)
         ]
+
+    async def maintain(self, interval: float = 1.0) -> None:
+        """
+        Re-check sessions that expired, and everyone after an outage; forever.
+
+        Runs beside the relay so that a long re-check never holds up events.
+        """
+        while True:
+            if self._recheck_everyone:
+                self._recheck_everyone = False
+                clients = self.hub.clients()
+                logger.info(
+                    "re-checking %d connection(s) after the outage", len(clients)
+                )
+                await self.recheck(clients)
+            await self.recheck(self.hub.expired(time.time()))
+            await asyncio.sleep(interval)
 
     async def recheck(self, clients: list[Client]) -> None:
         """Re-authenticate clients; close the refused, re-index the rest."""
@@ -148,6 +171,7 @@ class Dispatcher:
                 # The client may have left while the check ran.
                 if client in self.hub:
                     self.hub.update(client, principal)
+                    logger.debug("re-checked %r: still authorized", client)
 
     def _send(
         self, clients: Iterable[Client], event_id: int | None, frame: str

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
 from notifications import selectors, services
 from notifications.payloads import event_payload
@@ -37,8 +37,9 @@ from notifications.wire import (
 from .auth import AuthenticationFailed, Principal, authenticate_session, redeem_ticket
 from .db import run_orm
 from .hub import Client, Hub
+from .limits import TokenBucket
 
-__all__ = ["Handler", "HandlerConfig"]
+__all__ = ["Handler", "HandlerConfig", "peer"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ logger = logging.getLogger(__name__)
 class HandlerConfig:
     auth_timeout: float
     resume_limit: int
+    rate_limit: float
+    rate_burst: int
+    max_connections_per_user: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +75,27 @@ class Handler:
         principal = await self._authenticate(connection, hello)
         if principal is None:
             return
+        if (
+            self.hub.count_of_user(principal.user_id)
+            >= self.config.max_connections_per_user
+        ):
+            logger.info(
+                "refused %s: user %s has too many connections",
+                peer(connection),
+                principal.user_id,
+            )
+            await connection.close(
+                CloseCode.TOO_MANY_CONNECTIONS, "too many connections"
+            )
+            return
         client = Client(connection, principal)
         self.hub.add(client)
         try:
             await self._resume(client, hello.last_id)
             await self._serve(client)
+        except ConnectionClosedError as exc:
+            # A protocol error (an oversize frame, say) or a lost connection.
+            logger.info("closing %r at %s: %s", client, peer(connection), exc)
         finally:
             self.hub.discard(client)
 
@@ -86,23 +106,24 @@ class Handler:
         except TimeoutError:
             logger.info(
                 "refused %s: no hello within %ss",
-                _peer(connection),
+                peer(connection),
                 self.config.auth_timeout,
             )
             await connection.close(
                 CloseCode.AUTHENTICATION_TIMEOUT, "authentication timeout"
             )
             return None
-        except ConnectionClosed:
+        except ConnectionClosed as exc:
+            logger.info("refused %s: closed before hello: %s", peer(connection), exc)
             return None
         try:
             message = parse_client_message(raw)
         except ProtocolError as exc:
-            logger.info("refused %s: bad hello (%s)", _peer(connection), exc.code)
+            logger.info("refused %s: bad hello (%s)", peer(connection), exc.code)
             await connection.close(CloseCode.PROTOCOL_ERROR, "expected hello")
             return None
         if not isinstance(message, Hello):
-            logger.info("refused %s: first message was not hello", _peer(connection))
+            logger.info("refused %s: first message was not hello", peer(connection))
             await connection.close(CloseCode.PROTOCOL_ERROR, "expected hello")
             return None
         return message
@@ -121,14 +142,14 @@ class Handler:
                 raise AuthenticationFailed("no session cookie and no ticket")
             principal = await run_orm(authenticate_session, session_key)
         except AuthenticationFailed as exc:
-            logger.info("refused %s: %s", _peer(connection), exc)
+            logger.info("refused %s: %s", peer(connection), exc)
             await connection.close(
                 CloseCode.AUTHENTICATION_FAILED, "authentication failed"
             )
             return None
         logger.debug(
             "%s authenticated user %s by %s",
-            _peer(connection),
+            peer(connection),
             principal.user_id,
             "ticket" if hello.ticket is not None else "session cookie",
         )
@@ -184,7 +205,18 @@ class Handler:
         return Catchup(frames, selectors.unread_count(user_id=user_id), overflow)
 
     async def _serve(self, client: Client) -> None:
+        bucket = TokenBucket(self.config.rate_limit, self.config.rate_burst)
         async for raw in client.connection:
+            if not bucket.take():
+                logger.info(
+                    "closing %r at %s: rate limit exceeded",
+                    client,
+                    peer(client.connection),
+                )
+                await client.connection.close(
+                    CloseCode.RATE_LIMITED, "rate limit exceeded"
+                )
+                return
             try:
                 message = parse_client_message(raw)
             except ProtocolError as exc:
@@ -209,6 +241,7 @@ class Handler:
                 )
 
 
-def _peer(connection: ServerConnection) -> str:
+def peer(connection: ServerConnection) -> str:
+    """The client's address, for log lines."""
     address = connection.remote_address
     return f"{address[0]}:{address[1]}" if address else "unknown peer"

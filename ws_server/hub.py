@@ -119,6 +119,14 @@ class Hub:
     def count_of_user(self, user_id: int) -> int:
         return len(self._by_user.get(user_id, ()))
 
+    def clients(self) -> list[Client]:
+        """A snapshot of every client, safe to iterate across awaits."""
+        return list(self._all)
+
+    def expired(self, now: float) -> list[Client]:
+        """Clients whose session has expired by ``now`` (epoch seconds)."""
+        return [client for client in self._all if client.principal.expires_at <= now]
+
 
 def _discard(index: dict[K, set[Client]], key: K, client: Client) -> None:
     members = index.get(key)

@@ -26,7 +26,7 @@ from notifications.broker import stream_key
 from notifications.conf import settings
 
 from .delivery import Dispatcher
-from .handler import Handler, HandlerConfig
+from .handler import Handler, HandlerConfig, peer
 from .hub import Hub
 from .relay import Relay
 
@@ -49,6 +49,20 @@ def process_request(connection: ServerConnection, request: Request) -> Response 
     # Checked in the handler, once the Origin check has passed.
     connection.session_key = cookies.get(django_settings.SESSION_COOKIE_NAME)  # type: ignore[attr-defined]
     return None
+
+
+def process_response(
+    connection: ServerConnection, request: Request, response: Response
+) -> None:
+    """Log handshakes that websockets refused, such as a disallowed Origin."""
+    refusal = connection.protocol.handshake_exc
+    if refusal is not None:
+        logger.info(
+            "refused %s: %s (HTTP %d)",
+            peer(connection),
+            refusal,
+            response.status_code,
+        )
 
 
 def allowed_origins() -> Sequence[Origin | None]:
@@ -74,7 +88,11 @@ async def run_server(host: str, port: int) -> None:
         hub,
         redis,
         HandlerConfig(
-            auth_timeout=settings.AUTH_TIMEOUT, resume_limit=settings.RESUME_LIMIT
+            auth_timeout=settings.AUTH_TIMEOUT,
+            resume_limit=settings.RESUME_LIMIT,
+            rate_limit=settings.WS_RATE_LIMIT,
+            rate_burst=settings.WS_RATE_BURST,
+            max_connections_per_user=settings.WS_MAX_CONNECTIONS_PER_USER,
         ),
     )
     try:
@@ -83,31 +101,43 @@ async def run_server(host: str, port: int) -> None:
             host,
             port,
             process_request=process_request,
+            process_response=process_response,
             origins=allowed_origins(),
             compression="deflate" if settings.WS_COMPRESSION else None,
             max_size=settings.WS_MAX_MESSAGE_SIZE,
+            # A client we close for flooding has its close frame queued behind
+            # frames we no longer read: don't wait long for it.
+            close_timeout=2,
         ) as server:
             _log_listening(server)
-            await _serve_until_stopped(relay, stop)
+            await _serve_until_stopped(relay, dispatcher, stop)
             logger.info("shutting down: closing %d connection(s)", len(hub))
     finally:
         await redis.aclose()
     logger.info("stopped")
 
 
-async def _serve_until_stopped(relay: Relay, stop: asyncio.Event) -> None:
-    relay_task = asyncio.create_task(relay.run(), name="relay")
+async def _serve_until_stopped(
+    relay: Relay, dispatcher: Dispatcher, stop: asyncio.Event
+) -> None:
+    """Run the background tasks until a stop is requested or one of them fails."""
+    workers: list[asyncio.Task[object]] = [
+        asyncio.create_task(relay.run(), name="relay"),
+        asyncio.create_task(dispatcher.maintain(), name="maintenance"),
+    ]
     stop_task = asyncio.create_task(stop.wait(), name="stop")
+    tasks: list[asyncio.Task[object]] = [*workers, stop_task]
     try:
-        await asyncio.wait({relay_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
-        if relay_task.done():
-            # The relay only returns by failing: let the process die loudly
-            # rather than serve clients who would never get an event.
-            relay_task.result()
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for worker in workers:
+            if worker.done():
+                # Workers only return by failing: let the process die loudly
+                # rather than serve clients who would never get an event.
+                worker.result()
     finally:
-        for task in (relay_task, stop_task):
+        for task in tasks:
             task.cancel()
-        for task in (relay_task, stop_task):
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 

@@ -15,11 +15,10 @@ const emptyNote = document.getElementById("empty");
 const loadMoreButton = document.getElementById("load-more");
 const toasts = document.getElementById("toasts");
 
-// Close codes after which reconnecting can't help (see docs/protocol.md).
-const FINAL_CLOSE_CODES = new Map([
-  [4001, "signed out: log in again"],
-  [4003, "session ended: log in again"],
-]);
+// Close codes that mean the credential is no longer good (docs/protocol.md):
+// reconnect only if Django still knows the user (a password change, say,
+// rotates the session key but keeps this browser logged in).
+const AUTH_CLOSE_CODES = new Set([4001, 4003]);
 
 const items = new Map(); // event id -> <li>
 let lastId = 0; // highest event id shown; sent as last_id on reconnect
@@ -184,13 +183,21 @@ async function connect() {
   socket.addEventListener("message", (message) => handle(JSON.parse(message.data)));
   socket.addEventListener("close", (event) => {
     socket = null;
-    const final = FINAL_CLOSE_CODES.get(event.code);
-    if (final) {
-      setState("closed", final);
+    if (AUTH_CLOSE_CODES.has(event.code)) {
+      reconnectIfStillLoggedIn();
     } else {
       scheduleReconnect();
     }
   });
+}
+
+async function reconnectIfStillLoggedIn() {
+  const response = await fetch(config.listUrl + "?limit=1", { credentials: "same-origin" });
+  if (response.status === 401) {
+    setState("closed", "signed out: log in again");
+  } else {
+    scheduleReconnect();
+  }
 }
 
 function scheduleReconnect() {
