@@ -46,11 +46,13 @@ class WebSocketServerProcess:
         redis_url: str | None = None,
         origins: list[str] | None = None,
         env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
     ) -> None:
         self.redis_prefix = redis_prefix
         self.redis_url = redis_url or settings.REDIS_URL
         self.origins = origins or [TEST_ORIGIN]
         self.extra_env = env or {}
+        self.args = args
         self.lines: list[str] = []
         self._new_line = threading.Condition()
         self.process: subprocess.Popen[str] | None = None
@@ -86,6 +88,7 @@ class WebSocketServerProcess:
                 "127.0.0.1",
                 "--port",
                 str(port),
+                *self.args,
             ],
             cwd=BASE_DIR,
             env=self.environment(),
@@ -119,20 +122,18 @@ class WebSocketServerProcess:
         deadline = time.monotonic() + timeout
         with self._new_line:
             while True:
+                # Read before scanning: lines that arrive later can't be missed.
+                finished = self.process is not None and not self._collector.is_alive()
                 for line in self.lines[since:]:
                     if match := pattern.search(line):
                         return match
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or (
-                    self.process
-                    and self.process.poll() is not None
-                    and not self._new_line.wait(0.1)
-                ):
+                if remaining <= 0 or finished:
                     raise AssertionError(
                         f"no log line matching {pattern.pattern!r} in {timeout}s; log:\n"
                         + "\n".join(self.lines[-40:])
                     )
-                self._new_line.wait(remaining)
+                self._new_line.wait(min(remaining, 0.2))
 
     def stop(self) -> int:
         """SIGTERM and wait; return the exit code."""

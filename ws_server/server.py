@@ -25,6 +25,7 @@ from websockets.typing import Origin
 from notifications.broker import stream_key
 from notifications.conf import settings
 
+from .db import start_orm_threads
 from .delivery import Dispatcher
 from .handler import Handler, HandlerConfig, peer
 from .hub import Hub
@@ -70,12 +71,13 @@ def allowed_origins() -> Sequence[Origin | None]:
     return [Origin(origin) for origin in settings.WS_ORIGINS] + [None]
 
 
-async def run_server(host: str, port: int) -> None:
+async def run_server(host: str, port: int, *, reuse_port: bool = False) -> None:
     """Serve until SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    start_orm_threads(loop)
 
     hub = Hub()
     dispatcher = Dispatcher(
@@ -108,6 +110,7 @@ async def run_server(host: str, port: int) -> None:
             # A client we close for flooding has its close frame queued behind
             # frames we no longer read: don't wait long for it.
             close_timeout=2,
+            reuse_port=reuse_port,
         ) as server:
             _log_listening(server)
             await _serve_until_stopped(relay, dispatcher, stop)

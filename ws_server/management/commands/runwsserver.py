@@ -1,10 +1,12 @@
 """``python manage.py runwsserver``: start the WebSocket server."""
 
 import asyncio
+import sys
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ws_server.server import run_server
+from ws_server.workers import run_workers
 
 
 class Command(BaseCommand):
@@ -15,6 +17,36 @@ class Command(BaseCommand):
         parser.add_argument(
             "--port", type=int, default=8001, help="Port to bind; 0 picks a free one."
         )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=1,
+            help="Server processes sharing the port (SO_REUSEPORT); one per core.",
+        )
+        parser.add_argument(
+            "--reuse-port",
+            action="store_true",
+            help="Bind with SO_REUSEPORT (--workers sets it for its workers).",
+        )
 
-    def handle(self, *args: object, host: str, port: int, **options: object) -> None:
-        asyncio.run(run_server(host, port))
+    def handle(
+        self,
+        *args: object,
+        host: str,
+        port: int,
+        workers: int,
+        reuse_port: bool,
+        **options: object,
+    ) -> None:
+        if workers < 1:
+            raise CommandError("--workers must be at least 1")
+        if workers == 1:
+            asyncio.run(run_server(host, port, reuse_port=reuse_port))
+            return
+        if port == 0:
+            raise CommandError(
+                "--workers needs a fixed --port for the workers to share"
+            )
+        worker = [sys.executable, sys.argv[0], "runwsserver", "--host", host]
+        worker += ["--port", str(port), "--reuse-port"]
+        sys.exit(asyncio.run(run_workers(worker, workers)))
