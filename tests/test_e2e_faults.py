@@ -13,7 +13,7 @@ from django.test import override_settings
 from notifications import services
 from notifications.broker import get_redis
 from scripts.redis_server import RedisServer
-from tests.clients import receive, subscriber
+from tests.clients import receive, send_json, subscriber
 from tests.factories import make_user
 from tests.servers import WebSocketServerProcess
 
@@ -108,6 +108,25 @@ def test_two_processes_each_recipient_gets_every_event_once(ws_server, redis_pre
         # Nothing extra was queued before the last event: no duplicates.
         for ws in (alice_on_first, alice_on_second, bob_on_second):
             assert receive(ws)["id"] == last
+
+
+def test_read_state_reaches_tabs_on_another_process(ws_server, redis_prefix):
+    """Marking read on one process updates the user's tab on another within 1 s."""
+    alice = make_user()
+    with (
+        WebSocketServerProcess(redis_prefix=redis_prefix) as other_server,
+        subscriber(ws_server, alice) as here,
+        subscriber(other_server, alice) as there,
+    ):
+        [event_id] = send(1)
+        assert receive(here)["id"] == receive(there)["id"] == event_id
+        send_json(here, {"type": "mark_read", "id": event_id})
+        assert receive(there, timeout=1) == {
+            "type": "read",
+            "ids": [event_id],
+            "up_to": None,
+            "unread": 0,
+        }
 
 
 def test_graceful_shutdown_closes_with_going_away(redis_prefix):
