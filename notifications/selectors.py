@@ -4,8 +4,10 @@ Reads: who an event is for, a user's inbox, unread counts, what a client missed.
 All functions take keyword-only arguments and never write.
 """
 
+from collections.abc import Collection
+
 from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from .models import Audience, Event, Notification
@@ -17,6 +19,7 @@ __all__ = [
     "latest_event_id",
     "missed_notifications",
     "unread_count",
+    "unread_counts",
 ]
 
 
@@ -32,11 +35,9 @@ def audience_users(*, event: Event) -> QuerySet:
     return users.filter(pk__in=event.users.values("pk"))
 
 
-def _visible(user_id: int) -> QuerySet:
-    """A user's notifications that are neither dismissed nor expired."""
-    return Notification.objects.filter(
-        user_id=user_id, dismissed_at__isnull=True
-    ).filter(
+def _visible(**filters: object) -> QuerySet:
+    """Notifications (matching ``filters``) that are neither dismissed nor expired."""
+    return Notification.objects.filter(dismissed_at__isnull=True, **filters).filter(
         Q(event__expires_at__isnull=True) | Q(event__expires_at__gt=timezone.now())
     )
 
@@ -45,7 +46,7 @@ def inbox(
     *, user_id: int, before: int | None = None, limit: int = 20
 ) -> list[Notification]:
     """Return one page of the inbox, newest first, older than event ``before``."""
-    notifications = _visible(user_id).select_related("event")
+    notifications = _visible(user_id=user_id).select_related("event")
     if before is not None:
         notifications = notifications.filter(event_id__lt=before)
     return list(notifications.order_by("-event_id")[:limit])
@@ -53,13 +54,25 @@ def inbox(
 
 def unread_count(*, user_id: int) -> int:
     """Count unread notifications (served by the partial ``notification_unread`` index)."""
-    return _visible(user_id).filter(read_at__isnull=True).count()
+    return _visible(user_id=user_id).filter(read_at__isnull=True).count()
+
+
+def unread_counts(*, user_ids: Collection[int]) -> dict[int, int]:
+    """``unread_count`` for many users in one query (the ws_server batches)."""
+    counts = (
+        _visible(user_id__in=user_ids, read_at__isnull=True)
+        .order_by()
+        .values("user_id")
+        .annotate(unread=Count("pk"))
+        .values_list("user_id", "unread")
+    )
+    return dict.fromkeys(user_ids, 0) | dict(counts)
 
 
 def missed_notifications(*, user_id: int, after: int, limit: int) -> list[Notification]:
     """Return up to ``limit`` notifications newer than event ``after``, oldest first."""
     return list(
-        _visible(user_id)
+        _visible(user_id=user_id)
         .filter(event_id__gt=after)
         .select_related("event")
         .order_by("event_id")[:limit]

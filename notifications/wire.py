@@ -10,8 +10,8 @@ Nothing else in the project builds or parses these payloads. Two families:
   small commands; the server sends events and state. ``docs/protocol.md``
   documents each one.
 
-Server frames for an event are encoded once and the same ``str`` is handed to
-every recipient (``websockets.broadcast``), which is what keeps fan-out cheap.
+Server frames for an event are encoded once and the same bytes go to every
+recipient (see ``ws_server.delivery``), which is what keeps fan-out cheap.
 """
 
 from __future__ import annotations

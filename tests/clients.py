@@ -45,6 +45,8 @@ def websocket(
 ) -> Iterator[ClientConnection]:
     """Open a real WebSocket connection, with the session cookie if given."""
     headers = {}
+    # Browsers offer permessage-deflate; tests that want it ask for it.
+    kwargs.setdefault("compression", None)
     if session_key is not None:
         headers["Cookie"] = f"{settings.SESSION_COOKIE_NAME}={session_key}"
     with connect(
@@ -53,7 +55,6 @@ def websocket(
         additional_headers=headers,
         proxy=None,
         open_timeout=5,
-        compression=None,
         **kwargs,
     ) as connection:
         yield connection
@@ -75,13 +76,15 @@ def subscriber(
     *,
     last_id: int | None = None,
     client: Client | None = None,
+    **kwargs: Any,
 ) -> Iterator[ClientConnection]:
     """A user's connection, authenticated by cookie, past its welcome.
 
-    ``client`` is the logged-in browser whose session to use (a new one if None).
+    ``client`` is the logged-in browser whose session to use (a new one if
+    None); ``kwargs`` go to ``websocket`` (``compression="deflate"``, say).
     """
     client = client or logged_in_client(user)
-    with websocket(server, session_key=session_key_of(client)) as ws:
+    with websocket(server, session_key=session_key_of(client), **kwargs) as ws:
         send_json(ws, {"type": "hello", "last_id": last_id})
         frames = []
         while (frame := receive(ws, timeout=5))["type"] != "welcome":

@@ -30,6 +30,12 @@ def django_db_modify_db_settings(tmp_path_factory: pytest.TempPathFactory) -> No
 
 
 @pytest.fixture(scope="session", autouse=True)
+def fast_password_hashing() -> None:
+    """Test users need passwords, not 1,000,000 PBKDF2 rounds each."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session", autouse=True)
 def redis_prefix() -> str:
     prefix = f"test-{RUN_ID}"
     settings.NOTIFICATIONS_REDIS_PREFIX = prefix

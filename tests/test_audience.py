@@ -68,3 +68,17 @@ class AudienceResolutionTests(TestCase):
         page = selectors.inbox(user_id=self.other.pk)
         assert [n.event_id for n in page] == [second.pk, first.pk]
         assert selectors.unread_count(user_id=self.other.pk) == 2
+
+    def test_unread_counts_of_many_users_match_one_by_one(self) -> None:
+        """The ws_server's batched count agrees with the per-user one, zeros included."""
+        nobody = make_user(is_active=False)
+        with self.captureOnCommitCallbacks(execute=False):
+            services.send_event(title="all")
+            services.send_event(title="staff", audience=Audience.STAFF)
+            read = services.send_event(title="read")
+            services.mark_read(user_id=self.other.pk, event_id=read.pk)
+        user_ids = [self.staff.pk, self.other.pk, nobody.pk]
+        assert selectors.unread_counts(user_ids=user_ids) == {
+            user_id: selectors.unread_count(user_id=user_id) for user_id in user_ids
+        }
+        assert selectors.unread_counts(user_ids=[nobody.pk]) == {nobody.pk: 0}

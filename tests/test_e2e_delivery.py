@@ -3,12 +3,14 @@
 import re
 
 import pytest
+from django.db import transaction
 from django.test import Client
 
-from notifications import services
+from notifications import selectors, services
 from notifications.models import Audience, Event
 from tests.clients import logged_in_client, receive, subscriber
 from tests.factories import make_group, make_user
+from tests.servers import WebSocketServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -105,3 +107,56 @@ def test_inbox_page_shows_the_client(ws_server):
     assert response.status_code == 200
     assert 'id="notifications-config"' in response.text
     assert "notifications/client.js" in response.text
+
+
+@pytest.fixture(scope="module")
+def deflate_server(django_db_setup, django_db_blocker, redis_prefix):
+    """A runwsserver that accepts permessage-deflate, as browsers offer it."""
+    env = {"NOTIFICATIONS_WS_COMPRESSION": "true"}
+    with WebSocketServerProcess(redis_prefix=redis_prefix, env=env) as server:
+        yield server
+
+
+@pytest.mark.parametrize("compression", [None, "deflate"])
+def test_a_burst_of_mixed_audiences_arrives_whole_and_in_order(
+    ws_server, deflate_server, compression
+):
+    """
+    Forty events committed at once reach the relay in one read and go out in
+    runs: each user gets exactly the events meant for them, in order, whether
+    the frames are shared bytes or compressed per connection.
+    """
+    server = deflate_server if compression else ws_server
+    team = make_group()
+    admin = make_user(staff=True)
+    member = make_user(groups=(team,))
+    bystander = make_user()
+    audiences = [
+        {},
+        {"audience": Audience.STAFF},
+        {"audience": Audience.GROUPS, "groups": [team]},
+        {"audience": Audience.USERS, "users": [bystander]},
+    ]
+    expected: dict[int, list[int]] = {admin.pk: [], member.pk: [], bystander.pk: []}
+    with (
+        subscriber(server, admin, compression=compression) as admin_ws,
+        subscriber(server, member, compression=compression) as member_ws,
+        subscriber(server, bystander, compression=compression) as bystander_ws,
+    ):
+        assert bool(admin_ws.protocol.extensions) == bool(compression)
+        with transaction.atomic():
+            for n in range(40):
+                kwargs = audiences[n % 7 % 4]
+                event = services.send_event(title=f"burst {n}", **kwargs)
+                for user in (admin, member, bystander):
+                    if selectors.audience_users(event=event).filter(pk=user.pk):
+                        expected[user.pk].append(event.pk)
+        for user, ws in (
+            (admin, admin_ws),
+            (member, member_ws),
+            (bystander, bystander_ws),
+        ):
+            got = [receive(ws)["id"] for _ in expected[user.pk]]
+            assert got == expected[user.pk]
+            with pytest.raises(TimeoutError):
+                ws.recv(timeout=0.2)  # and nothing else

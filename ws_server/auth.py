@@ -14,10 +14,11 @@ in the log (which check failed), and never log a credential.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import import_module
-from typing import Any, cast
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import (
@@ -27,7 +28,11 @@ from django.contrib.auth import (
     get_user_model,
     load_backend,
 )
-from django.contrib.sessions.backends.base import SessionBase
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.sessions.backends import cache, cached_db, db
+from django.core.cache import caches
+from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from redis.asyncio import Redis
 
@@ -35,7 +40,12 @@ from notifications.broker import ticket_key
 from notifications.publishing import session_digest
 from notifications.tickets import InvalidTicket, load_ticket
 
-__all__ = ["AuthenticationFailed", "Principal", "authenticate_session", "redeem_ticket"]
+__all__ = [
+    "AuthenticationFailed",
+    "Principal",
+    "authenticate_sessions",
+    "redeem_ticket",
+]
 
 
 class AuthenticationFailed(Exception):
@@ -57,60 +67,142 @@ class Principal:
     expires_at: float = float("inf")
 
 
-def _session_store(session_key: str) -> SessionBase:
-    engine = import_module(settings.SESSION_ENGINE)
-    store: SessionBase = engine.SessionStore(session_key)
-    return store
-
-
-def authenticate_session(session_key: str) -> Principal:
+def authenticate_sessions(
+    session_keys: Sequence[str],
+) -> dict[str, Principal | AuthenticationFailed]:
     """
-    Return the principal for ``session_key`` or raise AuthenticationFailed.
+    Authenticate many sessions at once: a few queries, however many keys.
 
+    Each key maps to its principal, or to the AuthenticationFailed that says
+    why it was refused. Sessions, users and groups are each loaded in one go
+    where the session engine and the authentication backend allow it.
     Blocking (session engine and ORM): call it through ``run_orm``.
     """
-    session = _session_store(session_key)
-    try:
-        user_id = get_user_model()._meta.pk.to_python(session[SESSION_KEY])
-        backend_path = session[BACKEND_SESSION_KEY]
-    except KeyError:
-        # Missing, expired and anonymous sessions all look like this.
-        raise AuthenticationFailed("no authenticated session") from None
-    if backend_path not in settings.AUTHENTICATION_BACKENDS:
-        raise AuthenticationFailed("session names an unknown backend")
-    user = load_backend(backend_path).get_user(user_id)
-    if user is None:
-        raise AuthenticationFailed("user is missing or inactive")
-    if not _session_hash_matches(user, session.get(HASH_SESSION_KEY)):
-        raise AuthenticationFailed("session auth hash mismatch (password changed)")
-    return Principal(
-        user_id=user.pk,
-        username=user.get_username(),
-        is_staff=user.is_staff,
-        group_ids=frozenset(user.groups.values_list("pk", flat=True)),
-        session_key=session_key,
-        session_digest=session_digest(session_key),
-        expires_at=_session_expiry(session, session_key).timestamp(),
-    )
+    sessions = _load_sessions(session_keys)
+    results: dict[str, Principal | AuthenticationFailed] = {}
+    claims: dict[str, tuple[str, Any]] = {}
+    for key in session_keys:
+        data, _expiry = sessions.get(key, ({}, None))
+        try:
+            user_id = get_user_model()._meta.pk.to_python(data[SESSION_KEY])
+            backend_path = data[BACKEND_SESSION_KEY]
+        except (KeyError, ValidationError):
+            # Missing, expired and anonymous sessions all look like this.
+            results[key] = AuthenticationFailed("no authenticated session")
+            continue
+        if backend_path not in settings.AUTHENTICATION_BACKENDS:
+            results[key] = AuthenticationFailed("session names an unknown backend")
+            continue
+        claims[key] = (backend_path, user_id)
+    users = _load_users(set(claims.values()))
+    group_ids = _load_group_ids({user.pk for user in users.values() if user})
+    for key, claim in claims.items():
+        user = users[claim]
+        data, expiry = sessions[key]
+        if user is None:
+            results[key] = AuthenticationFailed("user is missing or inactive")
+        elif not _session_hash_matches(user, data.get(HASH_SESSION_KEY)):
+            results[key] = AuthenticationFailed(
+                "session auth hash mismatch (password changed)"
+            )
+        else:
+            results[key] = Principal(
+                user_id=user.pk,
+                username=user.get_username(),
+                is_staff=user.is_staff,
+                group_ids=group_ids.get(user.pk, frozenset()),
+                session_key=key,
+                session_digest=session_digest(key),
+                expires_at=expiry.timestamp(),
+            )
+    return results
 
 
-def _session_expiry(session: SessionBase, session_key: str) -> datetime:
+def _load_sessions(
+    session_keys: Sequence[str],
+) -> dict[str, tuple[dict[str, Any], datetime]]:
     """
-    When the session stops being valid.
+    Each live session's data and the time it expires, by key.
 
-    Database-backed engines store the exact time; for the others the session's
-    own expiry setting, counted from now, is the best estimate there is.
+    The database engine's rows hold the exact expiry; other engines give the
+    session's own expiry setting counted from now, the best estimate there is.
+    Engines other than the plain database and cache ones are asked key by key.
     """
-    model = getattr(session, "model", None)
-    if model is not None:
-        stored = (
-            model.objects.filter(session_key=session_key)
-            .values_list("expire_date", flat=True)
-            .first()
+    store_class = import_module(settings.SESSION_ENGINE).SessionStore
+    if issubclass(store_class, db.SessionStore) and not issubclass(
+        store_class, cached_db.SessionStore
+    ):
+        rows = (
+            store_class.get_model_class()
+            .objects.filter(
+                session_key__in=session_keys, expire_date__gt=timezone.now()
+            )
+            .values_list("session_key", "session_data", "expire_date")
         )
-        if stored is not None:
-            return cast(datetime, stored)
-    return cast(datetime, session.get_expiry_date())
+        decoder = store_class()
+        return {key: (decoder.decode(data), expiry) for key, data, expiry in rows}
+    if issubclass(store_class, cache.SessionStore):
+        prefix = store_class.cache_key_prefix
+        found = caches[settings.SESSION_CACHE_ALIAS].get_many(
+            [prefix + key for key in session_keys]
+        )
+        estimator = store_class()
+        return {
+            cache_key.removeprefix(prefix): (
+                data,
+                estimator.get_expiry_date(expiry=data.get("_session_expiry")),
+            )
+            for cache_key, data in found.items()
+        }
+    sessions = {}
+    for key in session_keys:
+        store = store_class(key)
+        data = dict(store.items())
+        if data:
+            sessions[key] = (data, store.get_expiry_date())
+    return sessions
+
+
+def _load_users(claims: set[tuple[str, Any]]) -> dict[tuple[str, Any], Any]:
+    """
+    The active user behind each (backend path, user id) claim, or None.
+
+    ``ModelBackend.get_user`` is one query per user; for backends that keep
+    it, the users are fetched together with the same rules (default manager,
+    ``user_can_authenticate``). Other backends are asked user by user.
+    """
+    users: dict[tuple[str, Any], Any] = {}
+    user_ids_by_backend: dict[str, list[Any]] = {}
+    for backend_path, user_id in claims:
+        user_ids_by_backend.setdefault(backend_path, []).append(user_id)
+    for backend_path, user_ids in user_ids_by_backend.items():
+        backend = load_backend(backend_path)
+        if type(backend).get_user is ModelBackend.get_user:
+            found = get_user_model()._default_manager.in_bulk(user_ids)
+            for user_id in user_ids:
+                user = found.get(user_id)
+                can = user is not None and backend.user_can_authenticate(user)
+                users[backend_path, user_id] = user if can else None
+        else:
+            for user_id in user_ids:
+                users[backend_path, user_id] = backend.get_user(user_id)
+    return users
+
+
+def _load_group_ids(user_ids: set[Any]) -> dict[Any, frozenset[int]]:
+    """Each user's group ids, in one query (none for a user model without groups)."""
+    user_model = get_user_model()
+    try:
+        field = user_model._meta.get_field("groups")
+    except FieldDoesNotExist:
+        return {}
+    memberships = field.remote_field.through.objects.filter(
+        **{f"{field.m2m_field_name()}__in": user_ids}
+    ).values_list(field.m2m_field_name(), field.m2m_reverse_field_name())
+    group_ids: dict[Any, set[int]] = {}
+    for user_id, group_id in memberships:
+        group_ids.setdefault(user_id, set()).add(group_id)
+    return {user_id: frozenset(ids) for user_id, ids in group_ids.items()}
 
 
 def _session_hash_matches(user: Any, session_hash: str | None) -> bool:

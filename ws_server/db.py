@@ -7,6 +7,7 @@ does around a request.
 """
 
 import asyncio
+import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
@@ -38,8 +39,18 @@ def start_orm_threads(loop: asyncio.AbstractEventLoop) -> None:
 
 
 async def run_orm(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run ``func`` in a worker thread and return its result."""
-    return await asyncio.to_thread(_call, func, *args, **kwargs)
+    """
+    Run ``func`` in an ORM thread and return its result.
+
+    Not ``asyncio.to_thread``: it runs each call in a copy of the caller's
+    context, and Django keeps cache clients in an asgiref ``Local``, which is
+    context-local, so every call would build a new cache client (with cached
+    sessions, a new Redis connection per handshake). ``run_in_executor`` keeps
+    each thread's own context and clients, as a WSGI worker thread does.
+    """
+    loop = asyncio.get_running_loop()
+    call = functools.partial(_call, func, *args, **kwargs)
+    return await loop.run_in_executor(None, call)
 
 
 def _call(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:

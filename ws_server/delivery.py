@@ -1,11 +1,14 @@
 """
 Apply what the relay reads to the connected clients.
 
-Events go to the clients their audience covers, encoded once and written to
-every socket with ``websockets.broadcast``. A client whose write buffer is
-past the limit is closed (``TOO_SLOW``) rather than allowed to hold memory or
-slow anyone else; it reconnects and resumes from its last id. Control
-messages re-check or close the connections they concern.
+Events go to the clients their audience covers. The relay hands over every
+message of a Redis read at once, and consecutive events for the same
+audience are sent together: each frame is serialized once for all clients,
+and each client gets the whole run in one write, so a burst costs one system
+call per client rather than one per client and event. A client whose write
+buffer is past the limit is closed (``TOO_SLOW``) rather than allowed to hold
+memory or slow anyone else; it reconnects and resumes from its last id.
+Control messages re-check or close the connections they concern.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 
-from websockets.asyncio.server import broadcast
+from websockets.asyncio.server import ServerConnection
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
 
 from notifications import selectors
 from notifications.payloads import audience_spec, event_payload
@@ -30,7 +35,7 @@ from notifications.wire import (
     event_message,
 )
 
-from .auth import AuthenticationFailed, authenticate_session
+from .auth import AuthenticationFailed, authenticate_sessions
 from .db import run_orm
 from .hub import Client, Hub
 
@@ -39,25 +44,61 @@ __all__ = ["Dispatcher", "send"]
 logger = logging.getLogger(__name__)
 
 
+#: A frame for a client: the event id it carries (None for other frames), text.
+Item = tuple[int | None, str]
+
+
 def send(
     clients: Iterable[Client],
-    event_id: int | None,
-    frame: str,
+    items: Sequence[Item],
     *,
     max_buffer: int,
     pending_limit: int,
 ) -> None:
-    """Send ``frame`` to ``clients`` without waiting for any of them."""
-    ready = []
+    """Send ``items``, in order, to ``clients`` without waiting for any of them."""
+    frames = Frames([frame for _event_id, frame in items])
     for client in clients:
         if client.pending is not None:
-            client.hold(event_id, frame, pending_limit)
+            for event_id, frame in items:
+                client.hold(event_id, frame, pending_limit)
         elif client.connection.transport.get_write_buffer_size() > max_buffer:
             logger.info("closing slow client %r", client)
             client.close(CloseCode.TOO_SLOW, "too slow")
         else:
-            ready.append(client.connection)
-    broadcast(ready, frame)
+            frames.write_to(client.connection)
+
+
+class Frames:
+    """
+    Text frames serialized once and written to many connections.
+
+    An uncompressed server frame is the same bytes on every connection (no
+    mask, no per-connection state), so the run is built once and handed to
+    each transport in one ``write``. A connection that negotiated
+    permessage-deflate has its own compression context: its frames go
+    through its protocol one by one.
+    """
+
+    def __init__(self, texts: list[str]) -> None:
+        self.payloads = [text.encode() for text in texts]
+        self.wire = b"".join(
+            Frame(Opcode.TEXT, payload).serialize(mask=False)
+            for payload in self.payloads
+        )
+
+    def write_to(self, connection: ServerConnection) -> None:
+        protocol = connection.protocol
+        if protocol.state is not State.OPEN:
+            return  # closing: it would refuse frames, and resumes anyway
+        try:
+            if protocol.extensions:
+                for payload in self.payloads:
+                    protocol.send_text(payload)
+                connection.send_data()
+            else:
+                connection.transport.write(self.wire)
+        except Exception as exc:  # one broken socket must not stop the fan-out
+            logger.warning("could not write to %s: %r", connection.id, exc)
 
 
 class RecentIds:
@@ -95,25 +136,46 @@ class Dispatcher:
         """Start from the newest committed event; clients resume the rest."""
         self.last_event_id = await run_orm(selectors.latest_event_id)
 
-    async def dispatch(self, message: RedisMessage) -> None:
-        if isinstance(message, EventMessage):
-            self.deliver(message)
-        elif isinstance(message, UserFrame):
-            self._send(self.hub.of_user(message.user_id), None, message.frame)
-        elif isinstance(message, SessionEnded):
-            for client in self.hub.of_session(message.session):
-                logger.info("closing %r: session ended", client)
-                client.close(CloseCode.SESSION_REVOKED, "session ended")
-        elif isinstance(message, UserChanged):
-            await self.recheck(self.hub.of_user(message.user_id))
+    async def dispatch(self, messages: Sequence[RedisMessage]) -> None:
+        """Apply messages in order; runs of events go out together."""
+        events: list[EventMessage] = []
+        for message in messages:
+            if isinstance(message, EventMessage):
+                events.append(message)
+                continue
+            self.deliver(events)
+            events = []
+            if isinstance(message, UserFrame):
+                self._send(self.hub.of_user(message.user_id), [(None, message.frame)])
+            elif isinstance(message, SessionEnded):
+                for client in self.hub.of_session(message.session):
+                    logger.info("closing %r: session ended", client)
+                    client.close(CloseCode.SESSION_REVOKED, "session ended")
+            elif isinstance(message, UserChanged):
+                await self.recheck(self.hub.of_user(message.user_id))
+        self.deliver(events)
 
-    def deliver(self, message: EventMessage) -> None:
-        if not self._recent.add(message.event_id):
-            return
-        self.last_event_id = max(self.last_event_id, message.event_id)
-        self._send(
-            self.hub.recipients(message.audience), message.event_id, message.frame
-        )
+    def deliver(self, events: Sequence[EventMessage]) -> None:
+        """
+        Send events to their audiences, once each, in order.
+
+        Consecutive events with the same recipients (the hub returns the same
+        set for "everyone" or "staff") are sent as one run.
+        """
+        recipients: Collection[Client] | None = None
+        run: list[Item] = []
+        for event in events:
+            if not self._recent.add(event.event_id):
+                continue
+            self.last_event_id = max(self.last_event_id, event.event_id)
+            clients = self.hub.recipients(event.audience)
+            if clients is not recipients and run:
+                self._send(recipients or (), run)
+                run = []
+            recipients = clients
+            run.append((event.event_id, event.frame))
+        if run:
+            self._send(recipients or (), run)
 
     async def catch_up(self, batch_size: int = 500) -> int:
         """
@@ -126,8 +188,7 @@ class Dispatcher:
         delivered = 0
         while True:
             messages = await run_orm(self._load_events, self.last_event_id, batch_size)
-            for message in messages:
-                self.deliver(message)
+            self.deliver(messages)
             delivered += len(messages)
             if len(messages) < batch_size:
                 self._recheck_everyone = True
@@ -157,29 +218,25 @@ class Dispatcher:
             await self.recheck(self.hub.expired(time.time()))
             await asyncio.sleep(interval)
 
-    async def recheck(self, clients: list[Client]) -> None:
+    async def recheck(self, clients: list[Client], batch_size: int = 500) -> None:
         """Re-authenticate clients; close the refused, re-index the rest."""
-        for client in clients:
-            try:
-                principal = await run_orm(
-                    authenticate_session, client.principal.session_key
-                )
-            except AuthenticationFailed as exc:
-                logger.info("closing %r: %s", client, exc)
-                client.close(CloseCode.SESSION_REVOKED, "session revoked")
-            else:
-                # The client may have left while the check ran.
-                if client in self.hub:
+        for start in range(0, len(clients), batch_size):
+            batch = clients[start : start + batch_size]
+            keys = [client.principal.session_key for client in batch]
+            results = await run_orm(authenticate_sessions, keys)
+            for client, key in zip(batch, keys, strict=True):
+                principal = results[key]
+                if isinstance(principal, AuthenticationFailed):
+                    logger.info("closing %r: %s", client, principal)
+                    client.close(CloseCode.SESSION_REVOKED, "session revoked")
+                elif client in self.hub:  # it may have left while the check ran
                     self.hub.update(client, principal)
                     logger.debug("re-checked %r: still authorized", client)
 
-    def _send(
-        self, clients: Iterable[Client], event_id: int | None, frame: str
-    ) -> None:
+    def _send(self, clients: Iterable[Client], items: Sequence[Item]) -> None:
         send(
             clients,
-            event_id,
-            frame,
+            items,
             max_buffer=self.max_buffer,
             pending_limit=self.pending_limit,
         )

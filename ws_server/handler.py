@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -34,7 +35,8 @@ from notifications.wire import (
     parse_client_message,
 )
 
-from .auth import AuthenticationFailed, Principal, authenticate_session, redeem_ticket
+from .auth import AuthenticationFailed, Principal, authenticate_sessions, redeem_ticket
+from .batching import Batcher
 from .db import run_orm
 from .hub import Client, Hub
 from .limits import TokenBucket
@@ -67,6 +69,9 @@ class Handler:
         self.hub = hub
         self.redis = redis
         self.config = config
+        # Handshakes in a storm share their queries (see batching.py).
+        self.sessions = Batcher(authenticate_sessions)
+        self.unread_counts = Batcher(_unread_counts)
 
     async def __call__(self, connection: ServerConnection) -> None:
         hello = await self._receive_hello(connection)
@@ -140,7 +145,9 @@ class Handler:
                 session_key = getattr(connection, "session_key", None)
             if session_key is None:
                 raise AuthenticationFailed("no session cookie and no ticket")
-            principal = await run_orm(authenticate_session, session_key)
+            principal = await self.sessions.load(session_key)
+            if isinstance(principal, AuthenticationFailed):
+                raise principal
         except AuthenticationFailed as exc:
             logger.info("refused %s: %s", peer(connection), exc)
             await connection.close(
@@ -157,12 +164,13 @@ class Handler:
 
     async def _resume(self, client: Client, last_id: int | None) -> None:
         """Replay what the client missed, then release the live frames held."""
-        catchup = await run_orm(
-            self._load_catchup,
-            client.principal.user_id,
-            last_id,
-            self.config.resume_limit,
-        )
+        user_id = client.principal.user_id
+        if last_id is None:
+            catchup = Catchup([], await self.unread_counts.load(user_id), False)
+        else:
+            catchup = await run_orm(
+                self._load_catchup, user_id, last_id, self.config.resume_limit
+            )
         connection = client.connection
         if catchup.overflow:
             await connection.send(encode_resync("too many missed notifications"))
@@ -189,19 +197,17 @@ class Handler:
         client.pending = None
 
     @staticmethod
-    def _load_catchup(user_id: int, last_id: int | None, limit: int) -> Catchup:
-        frames: list[tuple[int, str]] = []
-        overflow = False
-        if last_id is not None:
-            missed = selectors.missed_notifications(
-                user_id=user_id, after=last_id, limit=limit + 1
-            )
-            overflow = len(missed) > limit
-            if not overflow:
-                frames = [
-                    (n.event_id, encode_notification(event_payload(n.event)))
-                    for n in missed
-                ]
+    def _load_catchup(user_id: int, last_id: int, limit: int) -> Catchup:
+        missed = selectors.missed_notifications(
+            user_id=user_id, after=last_id, limit=limit + 1
+        )
+        overflow = len(missed) > limit
+        frames = []
+        if not overflow:
+            frames = [
+                (n.event_id, encode_notification(event_payload(n.event)))
+                for n in missed
+            ]
         return Catchup(frames, selectors.unread_count(user_id=user_id), overflow)
 
     async def _serve(self, client: Client) -> None:
@@ -239,6 +245,10 @@ class Handler:
                 await client.connection.send(
                     encode_error("unexpected_hello", "already authenticated")
                 )
+
+
+def _unread_counts(user_ids: Sequence[int]) -> dict[int, int]:
+    return selectors.unread_counts(user_ids=user_ids)
 
 
 def peer(connection: ServerConnection) -> str:

@@ -20,7 +20,7 @@ from typing import cast
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from notifications.wire import UnknownVersion, decode_redis
+from notifications.wire import RedisMessage, UnknownVersion, decode_redis
 
 from .delivery import Dispatcher
 
@@ -114,18 +114,22 @@ class Relay:
                     {self.stream: self._last_entry}, count=BATCH, block=BLOCK_MS
                 ),
             )
+            messages = []
             for _stream, entries in response:
                 for entry_id, fields in entries:
                     self._last_entry = entry_id.decode()
-                    await self._dispatch(fields.get(b"m", b""))
+                    message = _decode(fields.get(b"m", b""))
+                    if message is not None:
+                        messages.append(message)
+            await self.dispatcher.dispatch(messages)
 
-    async def _dispatch(self, raw: bytes) -> None:
-        try:
-            message = decode_redis(raw)
-        except UnknownVersion as exc:
-            logger.warning("dropped a Redis message: %s", exc)
-            return
-        except (ValueError, KeyError, TypeError):
-            logger.warning("dropped a malformed Redis message", exc_info=True)
-            return
-        await self.dispatcher.dispatch(message)
+
+def _decode(raw: bytes) -> RedisMessage | None:
+    """Decode a stream entry; log and skip one this version can't read."""
+    try:
+        return decode_redis(raw)
+    except UnknownVersion as exc:
+        logger.warning("dropped a Redis message: %s", exc)
+    except (ValueError, KeyError, TypeError):
+        logger.warning("dropped a malformed Redis message", exc_info=True)
+    return None

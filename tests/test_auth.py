@@ -1,0 +1,130 @@
+"""authenticate_sessions: Django's session rules, for many handshakes at once."""
+
+import pytest
+from django.contrib.sessions.backends.db import SessionStore
+from django.test import override_settings
+
+from tests.clients import logged_in_client, session_key_of
+from tests.factories import make_group, make_user
+from ws_server.auth import AuthenticationFailed, Principal, authenticate_sessions
+
+pytestmark = pytest.mark.django_db
+
+CACHE_SESSIONS = {
+    "SESSION_ENGINE": "django.contrib.sessions.backends.cache",
+    "CACHES": {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+}
+
+
+def session_of(user) -> str:
+    return session_key_of(logged_in_client(user))
+
+
+def anonymous_session() -> str:
+    store = SessionStore()
+    store["cart"] = "not a login"
+    store.create()
+    return store.session_key
+
+
+def refusals(results) -> dict[str, str]:
+    return {
+        key: str(result)
+        for key, result in results.items()
+        if isinstance(result, AuthenticationFailed)
+    }
+
+
+@pytest.mark.parametrize("engine", ["db", "cache"])
+def test_each_key_gets_its_own_answer(engine, settings):
+    """Good and bad sessions in one batch: each accepted or refused for its own reason."""
+    if engine == "cache":
+        settings.SESSION_ENGINE = CACHE_SESSIONS["SESSION_ENGINE"]
+        settings.CACHES = CACHE_SESSIONS["CACHES"]
+    team = make_group()
+    alice = make_user(staff=True, groups=(team,))
+    bob = make_user()
+    leaver = make_user()
+    changed = make_user()
+    alice_key, bob_key = session_of(alice), session_of(bob)
+    leaver_key, changed_key = session_of(leaver), session_of(changed)
+    leaver.is_active = False
+    leaver.save()
+    changed.set_password("a new password")
+    changed.save()
+    anonymous_key = anonymous_session() if engine == "db" else "x" * 32
+    keys = [alice_key, bob_key, leaver_key, changed_key, anonymous_key, "forged"]
+
+    results = authenticate_sessions(keys)
+
+    assert results[alice_key] == Principal(
+        user_id=alice.pk,
+        username=alice.username,
+        is_staff=True,
+        group_ids=frozenset({team.pk}),
+        session_key=alice_key,
+        session_digest=results[alice_key].session_digest,
+        expires_at=results[alice_key].expires_at,
+    )
+    assert results[bob_key].group_ids == frozenset()
+    assert refusals(results) == {
+        leaver_key: "user is missing or inactive",
+        changed_key: "session auth hash mismatch (password changed)",
+        anonymous_key: "no authenticated session",
+        "forged": "no authenticated session",
+    }
+
+
+def test_database_sessions_expire_when_the_row_says(settings):
+    """The connection is re-checked at the session's stored expiry, not an estimate."""
+    alice = make_user()
+    key = session_of(alice)
+    store = SessionStore(key)
+    store.set_expiry(60)
+    store.save()
+    [principal] = authenticate_sessions([key]).values()
+    expected = SessionStore(key).get_expiry_date().timestamp()
+    assert abs(principal.expires_at - expected) < 1
+
+
+def test_an_expired_database_session_is_refused():
+    alice = make_user()
+    key = session_of(alice)
+    store = SessionStore(key)
+    store.set_expiry(-1)
+    store.save()
+    assert refusals(authenticate_sessions([key])) == {key: "no authenticated session"}
+
+
+def test_a_batch_costs_the_same_few_queries_however_large(django_assert_num_queries):
+    """Sessions, users and groups: three queries for twenty handshakes."""
+    keys = [session_of(make_user(groups=(make_group(),))) for _ in range(20)]
+    with django_assert_num_queries(3):
+        results = authenticate_sessions(keys)
+    assert not refusals(results)
+    assert all(len(results[key].group_ids) == 1 for key in keys)
+
+
+@override_settings(
+    AUTHENTICATION_BACKENDS=["tests.test_auth.StaffOnlyBackend"],
+)
+def test_a_backend_with_its_own_get_user_is_asked_user_by_user():
+    """A custom get_user keeps its say: here it refuses non-staff users."""
+    staff, other = make_user(staff=True), make_user()
+    staff_key, other_key = session_of(staff), session_of(other)
+    results = authenticate_sessions([staff_key, other_key])
+    assert isinstance(results[staff_key], Principal)
+    assert refusals(results) == {other_key: "user is missing or inactive"}
+
+
+class StaffOnlyBackend:
+    """A backend that only lets staff in, to prove get_user is still called."""
+
+    def authenticate(self, request, **credentials):
+        return None
+
+    def get_user(self, user_id):
+        from django.contrib.auth import get_user_model
+
+        user = get_user_model()._default_manager.filter(pk=user_id).first()
+        return user if user is not None and user.is_staff else None
