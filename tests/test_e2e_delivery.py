@@ -160,3 +160,17 @@ def test_a_burst_of_mixed_audiences_arrives_whole_and_in_order(
             assert got == expected[user.pk]
             with pytest.raises(TimeoutError):
                 ws.recv(timeout=0.2)  # and nothing else
+
+
+def test_uvloop_by_default_and_asyncio_on_request(ws_server, redis_prefix):
+    """runwsserver picks uvloop when installed; --loop asyncio serves the same."""
+    assert ws_server.wait_for_log(r"listening on .* \(event loop: uvloop\)")
+    alice = make_user()
+    args = ("--loop", "asyncio")
+    with (
+        WebSocketServerProcess(redis_prefix=redis_prefix, args=args) as server,
+        subscriber(server, alice) as ws,
+    ):
+        assert server.wait_for_log(r"listening on .* \(event loop: asyncio\)")
+        event = services.send_event(title="on asyncio")
+        assert receive(ws)["id"] == event.pk

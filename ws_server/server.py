@@ -146,6 +146,13 @@ async def _serve_until_stopped(
 
 
 def _log_listening(server: Server) -> None:
+    loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]
     for sock in server.sockets:
         host, port = sock.getsockname()[:2]
-        logger.info("listening on ws://%s:%d%s", host, port, WEBSOCKET_PATH)
+        logger.info(
+            "listening on ws://%s:%d%s (event loop: %s)",
+            host,
+            port,
+            WEBSOCKET_PATH,
+            loop,
+        )

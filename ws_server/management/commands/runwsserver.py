@@ -2,9 +2,11 @@
 
 import asyncio
 import sys
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ws_server.loops import LOOPS, Loop, loop_runner
 from ws_server.server import run_server
 from ws_server.workers import run_workers
 
@@ -24,6 +26,12 @@ class Command(BaseCommand):
             help="Server processes sharing the port (SO_REUSEPORT); one per core.",
         )
         parser.add_argument(
+            "--loop",
+            choices=LOOPS,
+            default="auto",
+            help="Event loop: uvloop if installed (auto), or the one named.",
+        )
+        parser.add_argument(
             "--reuse-port",
             action="store_true",
             help="Bind with SO_REUSEPORT (--workers sets it for its workers).",
@@ -35,18 +43,23 @@ class Command(BaseCommand):
         host: str,
         port: int,
         workers: int,
+        loop: Loop,
         reuse_port: bool,
-        **options: object,
+        **options: Any,
     ) -> None:
         if workers < 1:
             raise CommandError("--workers must be at least 1")
         if workers == 1:
-            asyncio.run(run_server(host, port, reuse_port=reuse_port))
+            try:
+                run = loop_runner(loop)
+            except RuntimeError as exc:
+                raise CommandError(str(exc)) from None
+            run(run_server(host, port, reuse_port=reuse_port))
             return
         if port == 0:
             raise CommandError(
                 "--workers needs a fixed --port for the workers to share"
             )
         worker = [sys.executable, sys.argv[0], "runwsserver", "--host", host]
-        worker += ["--port", str(port), "--reuse-port"]
+        worker += ["--port", str(port), "--loop", loop, "--reuse-port"]
         sys.exit(asyncio.run(run_workers(worker, workers)))
