@@ -18,47 +18,54 @@ __all__ = ["REPO_ROOT", "VENV_DIR", "ensure_venv"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_DIR = REPO_ROOT / ".venv"
-VENV_PYTHON = VENV_DIR / "bin" / "python"
-REQUIREMENTS = (REPO_ROOT / "requirements.txt", REPO_ROOT / "requirements-dev.txt")
-STAMP = VENV_DIR / ".requirements.sha256"
+DEV_REQUIREMENTS = REPO_ROOT / "requirements-dev.txt"
+STAMP_NAME = ".requirements.sha256"
 
 
-def ensure_venv() -> None:
-    """Return when running in an up-to-date .venv; otherwise re-run the script there.
+def ensure_venv(
+    venv_dir: Path = VENV_DIR, requirements: Path = DEV_REQUIREMENTS
+) -> None:
+    """Return when running in an up-to-date venv; otherwise re-run the script there.
 
-    Create .venv and install the requirements as needed, then replace this
-    process with the venv's Python on the same script and arguments. The stamp
-    is checked inside the venv too, so a changed requirements file is installed
-    even when the script was started with .venv/bin/python.
+    Create ``venv_dir`` and install ``requirements`` as needed, then replace
+    this process with the venv's Python on the same script and arguments. The
+    stamp is checked inside the venv too, so a changed requirements file is
+    installed even when the script was started with the venv's Python. The
+    benchmark has a venv of its own (bench/.venv), built the same way.
     """
-    if not VENV_PYTHON.exists():
-        _create_venv()
-    digest = _requirements_digest()
-    if _read_stamp() != digest:
-        _install_requirements()
-        STAMP.write_text(digest + "\n")
-    if Path(sys.prefix).resolve() != VENV_DIR.resolve():
+    python = venv_dir / "bin" / "python"
+    stamp = venv_dir / STAMP_NAME
+    if not python.exists():
+        _create_venv(venv_dir)
+    digest = _requirements_digest(requirements)
+    if _read_stamp(stamp) != digest:
+        _install_requirements(python, requirements)
+        stamp.write_text(digest + "\n")
+    if Path(sys.prefix).resolve() != venv_dir.resolve():
         sys.stdout.flush()
-        os.execv(VENV_PYTHON, [str(VENV_PYTHON), *sys.argv])
+        os.execv(python, [str(python), *sys.argv])
 
 
-def _create_venv() -> None:
-    """Create .venv, removing a half-made one so that the next run starts clean."""
-    print("Creating virtualenv in .venv ...", flush=True)
-    if not _run_quietly([sys.executable, "-m", "venv", str(VENV_DIR)]):
-        shutil.rmtree(VENV_DIR, ignore_errors=True)
+def _create_venv(venv_dir: Path) -> None:
+    """Create the venv, removing a half-made one so that the next run starts clean."""
+    name = venv_dir.relative_to(REPO_ROOT)
+    print(f"Creating virtualenv in {name} ...", flush=True)
+    if not _run_quietly([sys.executable, "-m", "venv", str(venv_dir)]):
+        shutil.rmtree(venv_dir, ignore_errors=True)
         sys.exit(
-            "Could not create .venv (output above). If it says ensurepip is not "
+            f"Could not create {name} (output above). If it says ensurepip is not "
             "available, install Python's venv support (Debian/Ubuntu: apt-get "
             "install python3-venv) and run this again."
         )
 
 
-def _install_requirements() -> None:
-    print("Installing requirements into .venv (the first time takes a minute) ...")
-    requirements = str(REPO_ROOT / "requirements-dev.txt")
-    pip = [str(VENV_PYTHON), "-m", "pip", "--disable-pip-version-check", "--no-input"]
-    if not _run_quietly([*pip, "install", "--requirement", requirements]):
+def _install_requirements(python: Path, requirements: Path) -> None:
+    print(
+        f"Installing {requirements.relative_to(REPO_ROOT)} "
+        "(the first time takes a minute) ..."
+    )
+    pip = [str(python), "-m", "pip", "--disable-pip-version-check", "--no-input"]
+    if not _run_quietly([*pip, "install", "--requirement", str(requirements)]):
         sys.exit("pip install failed (output above); fix that and run this again.")
 
 
@@ -79,16 +86,25 @@ def _run_quietly(command: list[str]) -> bool:
     return result.returncode == 0
 
 
-def _requirements_digest() -> str:
-    """Hash both requirements files: dev includes the runtime one with ``-r``."""
+def _requirements_digest(requirements: Path) -> str:
+    """Hash the requirements file and the ones it includes with ``-r``."""
     digest = hashlib.sha256()
-    for path in REQUIREMENTS:
+    for path in _with_includes(requirements):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
-def _read_stamp() -> str | None:
+def _with_includes(requirements: Path) -> list[Path]:
+    paths = [requirements]
+    for line in requirements.read_text().splitlines():
+        if line.startswith(("-r ", "--requirement ")):
+            included = requirements.parent / line.split(maxsplit=1)[1].strip()
+            paths += _with_includes(included.resolve())
+    return paths
+
+
+def _read_stamp(stamp: Path) -> str | None:
     try:
-        return STAMP.read_text().strip()
+        return stamp.read_text().strip()
     except FileNotFoundError:
         return None

@@ -11,12 +11,13 @@ Stdlib only: this runs before the project's virtualenv exists.
 import subprocess
 import time
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["stop_processes"]
 
 
 def stop_processes(
-    processes: Sequence[subprocess.Popen[bytes]], timeout: float = 5.0
+    processes: Sequence[subprocess.Popen[Any]], timeout: float = 5.0
 ) -> None:
     """Send SIGTERM to every process, wait up to ``timeout`` in all, then SIGKILL.
 

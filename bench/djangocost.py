@@ -1,0 +1,151 @@
+"""
+What live notifications cost the Django side, measured in its own process.
+
+* Publishing: the milliseconds that ``send_event``'s ``on_commit`` publish
+  (one XADD) adds to the request that sends an event, next to the whole
+  ``send_event`` call for a one-recipient event.
+* Database fan-out: ``send_event`` to "everyone" with 100,000 active users,
+  which inserts 100,000 inbox rows in one INSERT ... SELECT.
+
+Runs against its own database (DATABASE_URL), which it leaves without the
+users and events it created.
+
+    python -m bench.djangocost --users 100000 --output cost.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import django
+
+USERNAME_PREFIX = "bench-fanout-"
+
+
+def measure_publish(repeats: int) -> dict[str, Any]:
+    """Time ``send_event`` for one recipient, and the publish inside it."""
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+
+    from notifications.models import Audience
+    from notifications.services import send_event
+
+    recipient = get_user_model()._default_manager.create(
+        username=f"{USERNAME_PREFIX}recipient"
+    )
+    totals, publishes = [], []
+    for i in range(repeats):
+        marks: dict[str, float] = {}
+        started = time.perf_counter()
+        # The outer block only lets us stamp around the publish callback:
+        # on_commit callbacks run in registration order, right after commit.
+        with transaction.atomic():
+            transaction.on_commit(partial(_stamp, marks, "committed"))
+            send_event(title=f"cost {i}", audience=Audience.USERS, users=[recipient])
+            transaction.on_commit(partial(_stamp, marks, "published"))
+        totals.append(time.perf_counter() - started)
+        publishes.append(marks["published"] - marks["committed"])
+    return {
+        "repeats": repeats,
+        "send_event_ms": _percentiles(totals),
+        "publish_ms": _percentiles(publishes),
+    }
+
+
+def _stamp(marks: dict[str, float], name: str) -> None:
+    marks[name] = time.perf_counter()
+
+
+def measure_fanout(users: int, repeats: int) -> dict[str, Any]:
+    """Time ``send_event`` to everyone with ``users`` active users."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import make_password
+
+    from notifications.models import Notification
+    from notifications.services import send_event
+
+    model = get_user_model()
+    password = make_password(None)
+    # Top up to ``users`` active users: a shared database may have some already.
+    missing = users - model._default_manager.filter(is_active=True).count()
+    started = time.perf_counter()
+    model._default_manager.bulk_create(
+        [
+            model(username=f"{USERNAME_PREFIX}{i:07d}", password=password)
+            for i in range(missing)
+        ],
+        batch_size=5_000,
+    )
+    create_s = time.perf_counter() - started
+    active = model._default_manager.filter(is_active=True).count()
+    timings = []
+    for i in range(repeats):
+        Notification.objects.all()._raw_delete(Notification.objects.db)
+        started = time.perf_counter()
+        event = send_event(title=f"fan-out {i}", body="x" * 100)
+        timings.append(time.perf_counter() - started)
+    rows = Notification.objects.filter(event=event).count()
+    return {
+        "users": active,
+        "rows_per_event": rows,
+        "repeats": repeats,
+        "send_event_ms": [round(t * 1000, 1) for t in timings],
+        "median_ms": round(statistics.median(timings) * 1000, 1),
+        "create_users_s": round(create_s, 2),
+    }
+
+
+def clean_up() -> None:
+    """Leave the database as we found it: no fan-out users, no events."""
+    from django.contrib.auth import get_user_model
+
+    from bench.fixtures import clear_events
+
+    clear_events()
+    get_user_model()._default_manager.filter(
+        username__startswith=USERNAME_PREFIX
+    ).delete()
+
+
+def _percentiles(seconds: list[float]) -> dict[str, float]:
+    ms = sorted(s * 1000 for s in seconds)
+    return {
+        "p50": round(statistics.median(ms), 3),
+        "p99": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 3),
+        "mean": round(statistics.fmean(ms), 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--fanout-repeats", type=int, default=3)
+    parser.add_argument("--publish-repeats", type=int, default=200)
+    parser.add_argument("--output", required=True)
+    parser.add_argument(
+        "--clean-up", action="store_true", help="delete what it created (shared DB)"
+    )
+    options = parser.parse_args()
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+    try:
+        result = {
+            "publish": measure_publish(options.publish_repeats),
+            "fanout": measure_fanout(options.users, options.fanout_repeats),
+        }
+    finally:
+        if options.clean_up:
+            clean_up()
+    Path(options.output).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

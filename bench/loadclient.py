@@ -1,0 +1,211 @@
+"""
+The load client: a separate process that opens connections the way browsers
+do and records every notification frame it receives.
+
+The orchestrator drives it with one JSON command per line on stdin and reads
+one JSON answer per line on stdout, so several load clients can run side by
+side and none of them shares a core's time with the Django side. Sockets
+bind to several 127.0.0.x source addresses: one address has only ~28,000
+ephemeral ports, and spreading keeps every run far from that limit.
+
+Commands: ``connect`` (open a range of sessions' connections, wait for each
+welcome), ``wait`` (until a number of notification frames arrived), ``dump``
+(write the receipt log and clear it), ``stats``, ``close``, ``exit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import sys
+import time
+from array import array
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from bench.wsclient import Connection, handshake_request
+
+# Linux: bind the address now, choose the port at connect() time, so ports
+# are shared across destinations instead of reserved per bind().
+IP_BIND_ADDRESS_NO_PORT = 24
+HELLO = b'{"type":"hello","last_id":null}'
+
+
+class LoadClient:
+    """Connections of one load-client process, and the frames they received."""
+
+    def __init__(self, options: argparse.Namespace, sessions: list[str]) -> None:
+        url = urlsplit(options.url)
+        self.host = url.hostname or "127.0.0.1"
+        self.port = url.port or 80
+        self.path = url.path or "/"
+        self.origin = options.origin
+        self.cookie_name = options.cookie_name
+        self.deflate = options.deflate
+        self.addresses = options.addresses.split(",")
+        self.sessions = sessions
+        self.log: array[float] = array("d")
+        self.connections: list[Connection] = []
+
+    async def connect(
+        self, start: int, count: int, concurrency: int, timeout: float
+    ) -> dict[str, Any]:
+        """Open ``count`` connections with at most ``concurrency`` in flight."""
+        indexes = iter(range(start, start + count))
+        errors: Counter[str] = Counter()
+        started = time.time()
+        await asyncio.gather(
+            *(self._worker(indexes, errors, timeout) for _ in range(concurrency))
+        )
+        return {
+            "ready": sum(
+                1
+                for c in self.connections
+                if c.ready.done() and not c.ready.exception()
+            ),
+            "failed": sum(errors.values()),
+            "errors": dict(errors),
+            "started": started,
+            "finished": time.time(),
+        }
+
+    async def _worker(
+        self, indexes: Iterator[int], errors: Counter[str], timeout: float
+    ) -> None:
+        for index in indexes:
+            try:
+                self.connections.append(await self._open(index, timeout))
+            except (OSError, TimeoutError) as exc:
+                errors[f"{type(exc).__name__}: {exc}"[:120]] += 1
+
+    async def _open(self, index: int, timeout: float) -> Connection:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+            sock.bind((self.addresses[index % len(self.addresses)], 0))
+            sock.setblocking(False)
+            async with asyncio.timeout(timeout):
+                await loop.sock_connect(sock, (self.host, self.port))
+                request = self._request(self.sessions[index % len(self.sessions)])
+                _, connection = await loop.create_connection(
+                    lambda: Connection(index, request, HELLO, self.log), sock=sock
+                )
+                await connection.ready
+        except BaseException:
+            sock.close()
+            raise
+        return connection
+
+    def _request(self, session_key: str) -> bytes:
+        headers = {"Cookie": f"{self.cookie_name}={session_key}"}
+        if self.origin:
+            headers["Origin"] = self.origin
+        return handshake_request(
+            self.host, self.port, self.path, headers, deflate=self.deflate
+        )
+
+    async def wait(self, total: int, timeout: float) -> dict[str, Any]:
+        """Wait until ``total`` notification frames arrived, or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while len(self.log) < 3 * total and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        return {
+            "received": len(self.log) // 3,
+            "last": self.log[-1] if self.log else None,
+        }
+
+    def dump(self, path: str) -> dict[str, Any]:
+        """Write ``(seq, connection, time)`` triples as raw doubles; clear the log."""
+        with Path(path).open("wb") as file:
+            self.log.tofile(file)
+        count = len(self.log) // 3
+        del self.log[:]
+        return {"frames": count}
+
+    def stats(self) -> dict[str, Any]:
+        closed = Counter(c.closed.result() for c in self.connections if c.closed.done())
+        return {
+            "open": len(self.connections) - sum(closed.values()),
+            "closed": {str(code): n for code, n in closed.items()},
+        }
+
+    async def close(self, timeout: float) -> dict[str, Any]:
+        """Close every connection with the closing handshake, bounded in time."""
+        for connection in self.connections:
+            connection.close()
+        pending = [c.closed for c in self.connections if not c.closed.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+        for connection in self.connections:
+            if connection.transport is not None and not connection.closed.done():
+                connection.transport.abort()
+        count = len(self.connections)
+        self.connections = []
+        return {"closed": count}
+
+
+async def serve_commands(client: LoadClient) -> None:
+    """Answer the orchestrator's commands until ``exit`` or end of input."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 20)
+    await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), sys.stdin
+    )
+    while line := await reader.readline():
+        command = json.loads(line)
+        name = command.pop("cmd")
+        if name == "exit":
+            break
+        if name == "connect":
+            answer = await client.connect(**command)
+        elif name == "wait":
+            answer = await client.wait(**command)
+        elif name == "dump":
+            answer = client.dump(**command)
+        elif name == "stats":
+            answer = client.stats()
+        elif name == "close":
+            answer = await client.close(**command)
+        else:
+            answer = {"error": f"unknown command {name!r}"}
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+    await client.close(timeout=2)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", required=True, help="ws://host:port/path")
+    parser.add_argument(
+        "--sessions", required=True, help="file: one session key a line"
+    )
+    parser.add_argument("--origin", default="", help="Origin header ('' sends none)")
+    parser.add_argument("--cookie-name", default="sessionid")
+    parser.add_argument("--addresses", default="127.0.0.2", help="source addresses")
+    parser.add_argument(
+        "--deflate", action="store_true", help="offer permessage-deflate"
+    )
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop")
+    return parser.parse_args()
+
+
+def main() -> None:
+    options = parse_args()
+    sessions = Path(options.sessions).read_text().split()
+    client = LoadClient(options, sessions)
+    if options.loop == "uvloop":
+        import uvloop
+
+        uvloop.run(serve_commands(client))
+    else:
+        asyncio.run(serve_commands(client))
+
+
+if __name__ == "__main__":
+    main()

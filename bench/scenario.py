@@ -1,0 +1,335 @@
+"""
+One measurement: one server, N connections, from start to stop.
+
+Phases, each bounded in time:
+
+1. start the server; warm it up with a few connections (lazy imports,
+   thread pools), then note its RSS;
+2. connect: N connections, as browsers do (cookie, Origin, hello, welcome),
+   with a bounded number of handshakes in flight -> connections/s;
+3. idle: RSS again -> KiB per idle authenticated connection;
+4. latency: events one at a time, spaced so that each fan-out finishes before
+   the next -> publish-to-receipt latency over all (client, event) pairs;
+5. burst: events published back to back -> deliveries/s, and losses;
+6. CPU of every process in each phase; then close everything.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.fixtures import activate_users, clear_events
+from bench.loadclients import LoadClients
+from bench.measure import CpuMeter, CpuSnapshot, load_deliveries, wait_for_quiet
+from bench.processes import Child, Children
+from bench.profiling import Profiler
+from bench.publisher import Publisher, Stamp
+from bench.servers import REPO_ROOT, ServerSpec
+
+__all__ = ["Bench", "Plan", "run_scenario"]
+
+WARMUP_CONNECTIONS = 10
+SETTLE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much of each phase one measurement does."""
+
+    connections: int
+    load_clients: int
+    #: Handshakes in flight, all load clients together.
+    concurrency: int
+    latency_events: int
+    latency_interval: float
+    burst_events: int
+    #: Longest wait for a phase's deliveries after its last publish.
+    phase_timeout: float
+    connect_timeout: float
+
+
+@dataclass
+class Bench:
+    """What every measurement of a run shares."""
+
+    run_dir: Path
+    env: dict[str, str]
+    redis_cpu: Callable[[], float]
+    stream: str
+    sessions_file: Path
+    user_pks: list[int]
+    children: Children
+    origin: str
+    #: Keep the load clients' receipt logs (``<server>-<N>-client<k>.bin``).
+    keep_dumps: bool = False
+    #: Before a measurement and its burst, wait (at most ``quiet_wait`` s)
+    #: until the rest of the machine uses less than this % of one core.
+    quiet_threshold: float = 30.0
+    quiet_wait: float = 0.0
+    #: Record the server with py-spy during the connect and burst phases.
+    profile: bool = False
+
+
+def run_scenario(bench: Bench, spec: ServerSpec, plan: Plan) -> dict[str, Any]:
+    """Measure ``spec`` with ``plan.connections`` connections; return the numbers."""
+    activate_users(bench.user_pks, plan.connections)
+    clear_events()
+    quiet = (
+        wait_for_quiet(bench.quiet_threshold, bench.quiet_wait)
+        if bench.quiet_wait
+        else None
+    )
+    name = f"{spec.name}-{plan.connections}"
+    port = _free_port()
+    server = bench.children.start(
+        name,
+        [
+            part.format(
+                port=port, redis_url=bench.env["REDIS_URL"], stream=bench.stream
+            )
+            for part in spec.command
+        ],
+        env={
+            **bench.env,
+            "DJANGO_SETTINGS_MODULE": spec.settings_module,
+            **spec.extra_env,
+        },
+        cwd=REPO_ROOT,
+    )
+    try:
+        if spec.ready is None:
+            server.wait_for_port(port, timeout=30)
+        else:
+            server.wait_for_log(spec.ready, timeout=30, count=spec.ready_count)
+        clients = LoadClients(
+            bench.children,
+            count=plan.load_clients,
+            name=name,
+            url=f"ws://127.0.0.1:{port}/ws",
+            sessions_file=bench.sessions_file,
+            origin=bench.origin,
+            deflate=spec.client_deflate,
+            env=bench.env,
+            cwd=REPO_ROOT,
+        )
+        try:
+            result = Measurement(bench, spec, plan, server, clients).run()
+            result["machine_busy_before"] = quiet
+        finally:
+            clients.stop()
+    finally:
+        bench.children.stop(server)
+    return result
+
+
+class Measurement:
+    def __init__(
+        self,
+        bench: Bench,
+        spec: ServerSpec,
+        plan: Plan,
+        server: Child,
+        clients: LoadClients,
+    ) -> None:
+        self.bench = bench
+        self.spec = spec
+        self.plan = plan
+        self.server = server
+        self.clients = clients
+        self.publisher = Publisher(channels=spec.publishing == "channels")
+        sources: dict[str, Callable[[], float]] = {
+            "server": server.cpu_seconds,
+            "redis": bench.redis_cpu,
+            "django": _own_cpu_seconds,
+        }
+        for k, process in enumerate(clients.processes):
+            sources[f"client{k}"] = process.cpu_seconds
+        self.meter = CpuMeter(sources)
+        self.shares: list[int] = []
+
+    def run(self) -> dict[str, Any]:
+        self._warm_up()
+        rss_base = self.server.rss()
+        connect, connect_cpu = self._connect()
+        time.sleep(SETTLE_SECONDS)
+        ready = connect["ready"]
+        rss_idle = self.server.rss()
+        client_rss = sum(p.rss() for p in self.clients.processes)
+        latency_seqs = range(0, self.plan.latency_events)
+        latency_stamps, latency_cpu = self._latency_phase(latency_seqs)
+        burst_seqs = range(
+            latency_seqs.stop, latency_seqs.stop + self.plan.burst_events
+        )
+        if self.bench.quiet_wait:
+            wait_for_quiet(self.bench.quiet_threshold, self.bench.quiet_wait / 3)
+        burst_stamps, burst_cpu = self._burst_phase(burst_seqs)
+        deliveries = self._collect()
+        latency = deliveries.summary(
+            latency_seqs, [s.committed for s in latency_stamps], ready
+        )
+        from_call = deliveries.summary(
+            latency_seqs, [s.called for s in latency_stamps], ready
+        )
+        latency["from_call_p50_ms"] = from_call["p50_ms"]
+        latency["from_call_p99_ms"] = from_call["p99_ms"]
+        burst = deliveries.summary(
+            burst_seqs, [s.committed for s in burst_stamps], ready
+        )
+        stats = self.clients.ask_all({"cmd": "stats"})
+        closed: dict[str, int] = {}
+        for answer in stats:
+            for code, count in answer["closed"].items():
+                closed[code] = closed.get(code, 0) + count
+        self.clients.ask_all({"cmd": "close", "timeout": 5})
+        return {
+            "server": self.spec.name,
+            "label": self.spec.label,
+            "connections": self.plan.connections,
+            "ready": ready,
+            "connect_failed": connect["failed"],
+            "connect_errors": connect["errors"],
+            "connect_per_s": connect["rate"],
+            "connect_s": connect["seconds"],
+            "rss_base_mib": round(rss_base / 2**20, 1),
+            "rss_idle_mib": round(rss_idle / 2**20, 1),
+            "kib_per_connection": round(
+                (rss_idle - rss_base) / max(ready, 1) / 1024, 2
+            ),
+            "client_kib_per_connection": round(client_rss / max(ready, 1) / 1024, 2),
+            "latency": latency,
+            "burst": burst,
+            "losses": latency["losses"] + burst["losses"],
+            "closed_by_server": closed,
+            "cpu": {"connect": connect_cpu, "latency": latency_cpu, "burst": burst_cpu},
+        }
+
+    def _warm_up(self) -> None:
+        """A few connections first: imports and thread pools start here, not in N."""
+        count = min(WARMUP_CONNECTIONS, self.plan.connections)
+        self.clients.ask_first(
+            {
+                "cmd": "connect",
+                "start": 0,
+                "count": count,
+                "concurrency": count,
+                "timeout": self.plan.connect_timeout,
+            }
+        )
+        self.clients.ask_first({"cmd": "close", "timeout": 5})
+        self.clients.ask_first(
+            {"cmd": "dump", "path": str(self.bench.run_dir / "warmup.bin")}
+        )
+        time.sleep(SETTLE_SECONDS)
+
+    def _connect(self) -> tuple[dict[str, Any], dict[str, float]]:
+        n, k = self.plan.connections, len(self.clients)
+        bounds = [n * i // k for i in range(k + 1)]
+        commands = [
+            {
+                "cmd": "connect",
+                "start": bounds[i],
+                "count": bounds[i + 1] - bounds[i],
+                "concurrency": max(1, self.plan.concurrency // k),
+                "timeout": self.plan.connect_timeout,
+            }
+            for i in range(k)
+        ]
+        before = self.meter.snapshot()
+        with self._profiled("connect"):
+            answers = self.clients.ask(commands)
+        after = self.meter.snapshot()
+        self.shares = [a["ready"] for a in answers]
+        seconds = max(a["finished"] for a in answers) - min(
+            a["started"] for a in answers
+        )
+        errors: dict[str, int] = {}
+        for answer in answers:
+            for error, count in answer["errors"].items():
+                errors[error] = errors.get(error, 0) + count
+        ready = sum(self.shares)
+        return {
+            "ready": ready,
+            "failed": sum(a["failed"] for a in answers),
+            "errors": errors,
+            "seconds": round(seconds, 3),
+            "rate": round(ready / max(seconds, 1e-9)),
+        }, CpuMeter.percent(before, after)
+
+    def _latency_phase(self, seqs: range) -> tuple[list[Stamp], dict[str, float]]:
+        before = self.meter.snapshot()
+        start = time.monotonic()
+        stamps = []
+        for i, seq in enumerate(seqs):
+            stamps.append(self.publisher.send_one(seq))
+            time.sleep(
+                max(
+                    0.0, start + (i + 1) * self.plan.latency_interval - time.monotonic()
+                )
+            )
+        self._wait_for(seqs.stop)
+        return stamps, CpuMeter.percent(before, self.meter.snapshot())
+
+    def _burst_phase(self, seqs: range) -> tuple[list[Stamp], dict[str, float]]:
+        """Publish back to back; CPU counts from the commit, not the DB inserts."""
+        snapshots: list[CpuSnapshot] = []
+        with self._profiled("burst"):
+            stamps = self.publisher.send_burst(
+                seqs, on_commit=lambda: snapshots.append(self.meter.snapshot())
+            )
+            self._wait_for(seqs.stop)
+        return stamps, CpuMeter.percent(snapshots[0], self.meter.snapshot())
+
+    def _profiled(self, phase: str) -> AbstractContextManager[object]:
+        if not self.bench.profile:
+            return nullcontext()
+        path = (
+            self.bench.run_dir
+            / f"{self.spec.name}-{self.plan.connections}-{phase}.pyspy.txt"
+        )
+        return Profiler(self.server.pid, path)
+
+    def _wait_for(self, events: int) -> None:
+        """Wait until every ready connection has ``events`` frames, or time out."""
+        self.clients.ask(
+            [
+                {
+                    "cmd": "wait",
+                    "total": share * events,
+                    "timeout": self.plan.phase_timeout,
+                }
+                for share in self.shares
+            ]
+        )
+
+    def _collect(self) -> Any:
+        paths = [
+            self.bench.run_dir
+            / f"{self.spec.name}-{self.plan.connections}-client{k}.bin"
+            for k in range(len(self.clients))
+        ]
+        self.clients.ask([{"cmd": "dump", "path": str(path)} for path in paths])
+        deliveries = load_deliveries(paths)
+        if not self.bench.keep_dumps:
+            for path in paths:
+                path.unlink()
+        return deliveries
+
+
+def _own_cpu_seconds() -> float:
+    """The Django side runs in this process: its CPU is ours."""
+    times = os.times()
+    return times.user + times.system
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

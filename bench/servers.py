@@ -1,0 +1,124 @@
+"""
+The servers compared, and how to start each one.
+
+* ``raw``: the ceiling, bench/raw_server.py on uvloop (no auth, no DB).
+* ``raw-asyncio``: the same on the standard asyncio loop, which separates
+  what the event loop costs from what ws_server's own work costs.
+* ``ours``: ``manage.py runwsserver`` exactly as deployed (uvloop, which
+  requirements.txt installs; compression off by default).
+* ``ours-asyncio``: the same on asyncio's own loop (``--loop asyncio``).
+* ``ours-cache-sessions``: the same with Django's cache session engine
+  (Redis) instead of the database one.
+* ``ours-deflate``: the same with ``NOTIFICATIONS_WS_COMPRESSION=true`` and a
+  load client that offers permessage-deflate as browsers do.
+* ``ours-workers2``: ``runwsserver --workers 2`` (SO_REUSEPORT).
+* ``channels``: bench/channels_app served by uvicorn (uvloop, httptools,
+  websockets-sansio: what ``uvicorn[standard]`` picks) with channels_redis.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["SERVERS", "ServerSpec"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+Publishing = Literal["stream", "channels"]
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    name: str
+    label: str
+    #: The command, with ``{port}`` to fill in.
+    command: tuple[str, ...]
+    #: A log line that says the server accepts connections and relays events
+    #: (None: the port accepting connections is enough).
+    ready: str | None
+    #: How many times it must appear (once per worker process).
+    ready_count: int = 1
+    #: Where events reach this server from.
+    publishing: Publishing = "stream"
+    settings_module: str = "project.settings"
+    client_deflate: bool = False
+    extra_env: dict[str, str] = field(default_factory=dict)
+    #: Compared with raw and channels in the ratios.
+    ours: bool = False
+
+
+PY = sys.executable
+OURS_READY = r"relay connected to Redis"
+
+SERVERS: dict[str, ServerSpec] = {
+    spec.name: spec
+    for spec in [
+        ServerSpec(
+            name="raw",
+            label="raw websockets (uvloop)",
+            command=(PY, "-m", "bench.raw_server", "--port", "{port}", "--redis-url", "{redis_url}", "--stream", "{stream}"),
+            ready=r"raw server ready",
+        ),
+        ServerSpec(
+            name="raw-asyncio",
+            label="raw websockets (asyncio)",
+            command=(PY, "-m", "bench.raw_server", "--port", "{port}", "--redis-url", "{redis_url}", "--stream", "{stream}", "--loop", "asyncio"),
+            ready=r"raw server ready",
+        ),
+        ServerSpec(
+            name="ours",
+            label="ws_server",
+            command=(PY, "manage.py", "runwsserver", "--host", "127.0.0.1", "--port", "{port}"),
+            ready=OURS_READY,
+            ours=True,
+        ),
+        ServerSpec(
+            name="ours-deflate",
+            label="ws_server, permessage-deflate on",
+            command=(PY, "manage.py", "runwsserver", "--host", "127.0.0.1", "--port", "{port}"),
+            ready=OURS_READY,
+            client_deflate=True,
+            extra_env={"NOTIFICATIONS_WS_COMPRESSION": "true"},
+            ours=True,
+        ),
+        ServerSpec(
+            name="ours-cache-sessions",
+            label="ws_server, sessions in the Redis cache",
+            command=(PY, "manage.py", "runwsserver", "--host", "127.0.0.1", "--port", "{port}"),
+            ready=OURS_READY,
+            extra_env={"SESSION_ENGINE": "django.contrib.sessions.backends.cache"},
+            ours=True,
+        ),
+        ServerSpec(
+            name="ours-asyncio",
+            label="ws_server on asyncio's loop",
+            command=(PY, "manage.py", "runwsserver", "--host", "127.0.0.1", "--port", "{port}", "--loop", "asyncio"),
+            ready=OURS_READY,
+            ours=True,
+        ),
+        ServerSpec(
+            name="ours-workers2",
+            label="ws_server --workers 2",
+            command=(PY, "manage.py", "runwsserver", "--host", "127.0.0.1", "--port", "{port}", "--workers", "2"),
+            ready=OURS_READY,
+            ready_count=2,
+            ours=True,
+        ),
+        ServerSpec(
+            name="channels",
+            label="Django Channels (uvicorn + channels_redis)",
+            command=(
+                PY, "-m", "uvicorn", "bench.channels_app.asgi:application",
+                "--host", "127.0.0.1", "--port", "{port}", "--lifespan", "off",
+                # Not info: it logs two lines per WebSocket connection.
+                "--log-level", "warning", "--no-access-log",
+            ),
+            ready=None,
+            publishing="channels",
+            settings_module="bench.channels_app.settings",
+        ),
+    ]
+}  # fmt: skip
