@@ -17,7 +17,11 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed, ConnectionClosedError
+from websockets.exceptions import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+)
 
 from notifications import selectors, services
 from notifications.payloads import event_payload
@@ -212,7 +216,13 @@ class Handler:
 
     async def _serve(self, client: Client) -> None:
         bucket = TokenBucket(self.config.rate_limit, self.config.rate_burst)
-        async for raw in client.connection:
+        while True:
+            # recv(), not ``async for``: an idle connection waits here, and
+            # the iterator would hold one more suspended frame per connection.
+            try:
+                raw = await client.connection.recv()
+            except ConnectionClosedOK:
+                return
             if not bucket.take():
                 logger.info(
                     "closing %r at %s: rate limit exceeded",
