@@ -12,6 +12,8 @@ The servers compared, and how to start each one.
 * ``ours-deflate``: the same with ``NOTIFICATIONS_WS_COMPRESSION=true`` and a
   load client that offers permessage-deflate as browsers do.
 * ``ours-workers2``: ``runwsserver --workers 2`` (SO_REUSEPORT).
+* ``ours-deflate-workers2``: both; compression makes fan-out CPU-bound in
+  the server, which is where a second worker can show what it adds.
 * ``channels``: bench/channels_app served by uvicorn (uvloop, httptools,
   websockets-sansio: what ``uvicorn[standard]`` picks) with channels_redis.
 """
@@ -105,6 +107,16 @@ SERVERS: dict[str, ServerSpec] = {
             command=(PY, "manage.py", "runwsserver", "--host", "127.0.0.1", "--port", "{port}", "--workers", "2"),
             ready=OURS_READY,
             ready_count=2,
+            ours=True,
+        ),
+        ServerSpec(
+            name="ours-deflate-workers2",
+            label="ws_server --workers 2, permessage-deflate on",
+            command=(PY, "manage.py", "runwsserver", "--host", "127.0.0.1", "--port", "{port}", "--workers", "2"),
+            ready=OURS_READY,
+            ready_count=2,
+            client_deflate=True,
+            extra_env={"NOTIFICATIONS_WS_COMPRESSION": "true"},
             ours=True,
         ),
         ServerSpec(
