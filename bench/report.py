@@ -12,6 +12,7 @@ section gives their range.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import sys
 from collections import defaultdict
@@ -82,7 +83,7 @@ class Table:
             row = m["cpu"][phase]
             clients = sum(v for k, v in row.items() if k.startswith("client"))
             for name, value in [*row.items(), ("clients", clients)]:
-                if not name.startswith("client"):
+                if not name.removeprefix("client").isdigit():
                     totals[name].append(value)
         return {name: statistics.median(values) for name, values in totals.items()}
 
@@ -124,7 +125,7 @@ Measured {results["started"]} with `{results["command"]}` ({results["duration_s"
 - One machine runs everything: server, load clients, Redis and the Django
   publisher share its cores, and only loopback addresses are used.
 
-Reproduce: `python3 bench/run.py` (everything, ~15 minutes), or for example
+Reproduce: `python3 bench/run.py` (everything, as above), or for example
 `python3 bench/run.py --sizes 1000 --servers raw,ours`; `--smoke` is the
 CI check (N=50). `--repeat 2` measures twice; `--profile` adds py-spy
 profiles of the servers (and skews their numbers).
@@ -162,7 +163,10 @@ def targets(results: dict[str, Any], table: Table) -> str:
             if table.has("ours", n) and table.has(other, n)
         ]
         if ratios:
-            text = ", ".join(f"{r:.2f}x at {n:,}" for n, r in ratios)
+            text = ", ".join(
+                f"{r:.2f}x at {n:,}" if r < math.inf else f"all vs none at {n:,}"
+                for n, r in ratios
+            )
             add(
                 f"fan-out throughput {label}", text, all(r >= factor for _, r in ratios)
             )
@@ -225,7 +229,9 @@ def targets(results: dict[str, Any], table: Table) -> str:
 
 
 def ratio(table: Table, a: str, b: str, n: int, metric: Metric) -> float:
-    return table.value(a, n, metric) / max(table.value(b, n, metric), 1e-9)
+    """a / b; infinite when b measured zero (Channels delivering nothing)."""
+    denominator = table.value(b, n, metric)
+    return table.value(a, n, metric) / denominator if denominator else math.inf
 
 
 def size_section(table: Table, n: int) -> str:

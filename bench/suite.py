@@ -41,6 +41,7 @@ FULL_SERVERS = [
     "ours-deflate",
     "ours-cache-sessions",
     "ours-workers2",
+    "ours-deflate-workers2",
 ]
 SMOKE_SERVERS = ["raw", "ours", "channels", "ours-deflate"]
 SESSION_ENGINES = {
