@@ -31,6 +31,7 @@ class Profiler:
         self.command = [
             str(PY_SPY), "record", "--pid", str(pid), "--format", "raw",
             "--output", str(output), "--rate", str(rate), "--nonblocking", "--threads",
+            "--subprocesses",  # --workers: the supervisor's children do the work
         ]  # fmt: skip
         self.output = output
         self.process: subprocess.Popen[bytes] | None = None

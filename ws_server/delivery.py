@@ -75,8 +75,8 @@ class Frames:
     An uncompressed server frame is the same bytes on every connection (no
     mask, no per-connection state), so the run is built once and handed to
     each transport in one ``write``. A connection that negotiated
-    permessage-deflate has its own compression context: its frames go
-    through its protocol one by one.
+    permessage-deflate has its own compression context: its frames are
+    compressed by its protocol, then written in one ``write`` as well.
     """
 
     def __init__(self, texts: list[str]) -> None:
@@ -94,7 +94,9 @@ class Frames:
             if protocol.extensions:
                 for payload in self.payloads:
                     protocol.send_text(payload)
-                connection.send_data()
+                # One write for the run here too. An open connection's
+                # pending output is frames only (EOF comes after closing).
+                connection.transport.write(b"".join(protocol.data_to_send()))
             else:
                 connection.transport.write(self.wire)
         except Exception as exc:  # one broken socket must not stop the fan-out
