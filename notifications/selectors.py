@@ -7,7 +7,8 @@ All functions take keyword-only arguments and never write.
 from collections.abc import Collection
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from .models import Audience, Event, Notification
@@ -18,6 +19,7 @@ __all__ = [
     "inbox",
     "latest_event_id",
     "missed_notifications",
+    "missed_notifications_many",
     "unread_count",
     "unread_counts",
 ]
@@ -77,6 +79,35 @@ def missed_notifications(*, user_id: int, after: int, limit: int) -> list[Notifi
         .select_related("event")
         .order_by("event_id")[:limit]
     )
+
+
+def missed_notifications_many(
+    *, after: dict[int, int], limit: int
+) -> dict[int, list[Notification]]:
+    """
+    ``missed_notifications`` for many users in one query (the ws_server batches).
+
+    ``after`` maps each user id to the last event id that user has seen.
+    """
+    missed: dict[int, list[Notification]] = {user_id: [] for user_id in after}
+    if not after:
+        return missed
+    newer = Q()
+    for user_id, last_id in after.items():
+        newer |= Q(user_id=user_id, event_id__gt=last_id)
+    rows = (
+        _visible()
+        .filter(newer)
+        .annotate(
+            rank=Window(RowNumber(), partition_by=F("user_id"), order_by="event_id")
+        )
+        .filter(rank__lte=limit)
+        .select_related("event")
+        .order_by("user_id", "event_id")
+    )
+    for notification in rows:
+        missed[notification.user_id].append(notification)
+    return missed
 
 
 def events_after(*, after: int, limit: int) -> list[Event]:

@@ -82,3 +82,36 @@ class AudienceResolutionTests(TestCase):
             user_id: selectors.unread_count(user_id=user_id) for user_id in user_ids
         }
         assert selectors.unread_counts(user_ids=[nobody.pk]) == {nobody.pk: 0}
+
+
+class MissedNotificationsTests(TestCase):
+    """The batched catch-up query agrees with the per-user one."""
+
+    @classmethod
+    def setUpTestData(cls) -> None:
+        cls.users = [make_user() for _ in range(3)]
+        cls.ids = [services.send_event(title=f"e{n}").pk for n in range(6)]
+
+    def test_each_user_from_their_own_position_up_to_the_limit(self) -> None:
+        alice, bob, carol = self.users
+        services.dismiss(user_id=bob.pk, event_id=self.ids[4])
+        after = {alice.pk: self.ids[0], bob.pk: self.ids[2], carol.pk: self.ids[5]}
+        for limit in (2, 10):
+            batched = selectors.missed_notifications_many(after=after, limit=limit)
+            assert {
+                user_id: [n.event_id for n in rows] for user_id, rows in batched.items()
+            } == {
+                user_id: [
+                    n.event_id
+                    for n in selectors.missed_notifications(
+                        user_id=user_id, after=last_id, limit=limit
+                    )
+                ]
+                for user_id, last_id in after.items()
+            }
+        assert [n.event_id for n in batched[bob.pk]] == [self.ids[3], self.ids[5]]
+        assert batched[carol.pk] == []
+
+    def test_no_users_no_query(self) -> None:
+        with self.assertNumQueries(0):
+            assert selectors.missed_notifications_many(after={}, limit=5) == {}

@@ -11,6 +11,7 @@ out of order (see docs/protocol.md).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,9 +74,13 @@ class Handler:
         self.hub = hub
         self.redis = redis
         self.config = config
-        # Handshakes in a storm share their queries (see batching.py).
+        # Handshakes in a storm share their queries (see batching.py). Catch-up
+        # batches are smaller: their query has a condition per resuming user.
         self.sessions = Batcher(authenticate_sessions)
-        self.unread_counts = Batcher(_unread_counts)
+        self.catchups = Batcher(
+            functools.partial(load_catchups, limit=config.resume_limit),
+            max_batch=200,
+        )
 
     async def __call__(self, connection: ServerConnection) -> None:
         hello = await self._receive_hello(connection)
@@ -168,13 +173,7 @@ class Handler:
 
     async def _resume(self, client: Client, last_id: int | None) -> None:
         """Replay what the client missed, then release the live frames held."""
-        user_id = client.principal.user_id
-        if last_id is None:
-            catchup = Catchup([], await self.unread_counts.load(user_id), False)
-        else:
-            catchup = await run_orm(
-                self._load_catchup, user_id, last_id, self.config.resume_limit
-            )
+        catchup = await self.catchups.load((client.principal.user_id, last_id))
         connection = client.connection
         if catchup.overflow:
             await connection.send(encode_resync("too many missed notifications"))
@@ -199,20 +198,6 @@ class Handler:
                 encode_resync("too many live notifications while resuming")
             )
         client.pending = None
-
-    @staticmethod
-    def _load_catchup(user_id: int, last_id: int, limit: int) -> Catchup:
-        missed = selectors.missed_notifications(
-            user_id=user_id, after=last_id, limit=limit + 1
-        )
-        overflow = len(missed) > limit
-        frames = []
-        if not overflow:
-            frames = [
-                (n.event_id, encode_notification(event_payload(n.event)))
-                for n in missed
-            ]
-        return Catchup(frames, selectors.unread_count(user_id=user_id), overflow)
 
     async def _serve(self, client: Client) -> None:
         bucket = TokenBucket(self.config.rate_limit, self.config.rate_burst)
@@ -257,8 +242,42 @@ class Handler:
                 )
 
 
-def _unread_counts(user_ids: Sequence[int]) -> dict[int, int]:
-    return selectors.unread_counts(user_ids=user_ids)
+def load_catchups(
+    requests: Sequence[tuple[int, int | None]], limit: int
+) -> dict[tuple[int, int | None], Catchup]:
+    """
+    What each (user id, last seen event id) request missed, and its unread count.
+
+    Blocking; one query for the unread counts and one for what the resuming
+    users missed. A user resuming from two different ids at once (two tabs)
+    is asked separately, since the shared query keeps one position per user.
+    """
+    unread = selectors.unread_counts(user_ids={user_id for user_id, _ in requests})
+    positions: dict[int, set[int]] = {}
+    for user_id, last_id in requests:
+        if last_id is not None:
+            positions.setdefault(user_id, set()).add(last_id)
+    shared = {user_id: min(ids) for user_id, ids in positions.items() if len(ids) == 1}
+    missed = selectors.missed_notifications_many(after=shared, limit=limit + 1)
+    catchups = {}
+    for user_id, last_id in requests:
+        frames: list[tuple[int, str]] = []
+        overflow = False
+        if last_id is not None:
+            if user_id in shared:
+                rows = missed[user_id]
+            else:
+                rows = selectors.missed_notifications(
+                    user_id=user_id, after=last_id, limit=limit + 1
+                )
+            overflow = len(rows) > limit
+            if not overflow:
+                frames = [
+                    (row.event_id, encode_notification(event_payload(row.event)))
+                    for row in rows
+                ]
+        catchups[user_id, last_id] = Catchup(frames, unread[user_id], overflow)
+    return catchups
 
 
 def peer(connection: ServerConnection) -> str:
