@@ -5,6 +5,7 @@ All functions take keyword-only arguments and never write.
 """
 
 from collections.abc import Collection
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, F, Q, QuerySet, Window
@@ -16,10 +17,10 @@ from .models import Audience, Event, Notification
 __all__ = [
     "audience_users",
     "events_after",
+    "events_by_id",
     "inbox",
     "latest_event_id",
-    "missed_notifications",
-    "missed_notifications_many",
+    "missed_event_ids",
     "unread_count",
     "unread_counts",
 ]
@@ -71,25 +72,14 @@ def unread_counts(*, user_ids: Collection[int]) -> dict[int, int]:
     return dict.fromkeys(user_ids, 0) | dict(counts)
 
 
-def missed_notifications(*, user_id: int, after: int, limit: int) -> list[Notification]:
-    """Return up to ``limit`` notifications newer than event ``after``, oldest first."""
-    return list(
-        _visible(user_id=user_id)
-        .filter(event_id__gt=after)
-        .select_related("event")
-        .order_by("event_id")[:limit]
-    )
-
-
-def missed_notifications_many(
-    *, after: dict[int, int], limit: int
-) -> dict[int, list[Notification]]:
+def missed_event_ids(*, after: dict[int, int], limit: int) -> dict[Any, list[int]]:
     """
-    ``missed_notifications`` for many users in one query (the ws_server batches).
+    The ids of up to ``limit`` events each user missed, oldest first, in one query.
 
-    ``after`` maps each user id to the last event id that user has seen.
+    ``after`` maps each user id to the last event id that user has seen; the
+    ws_server batches resuming connections through this.
     """
-    missed: dict[int, list[Notification]] = {user_id: [] for user_id in after}
+    missed: dict[Any, list[int]] = {user_id: [] for user_id in after}
     if not after:
         return missed
     newer = Q()
@@ -102,12 +92,17 @@ def missed_notifications_many(
             rank=Window(RowNumber(), partition_by=F("user_id"), order_by="event_id")
         )
         .filter(rank__lte=limit)
-        .select_related("event")
         .order_by("user_id", "event_id")
+        .values_list("user_id", "event_id")
     )
-    for notification in rows:
-        missed[notification.user_id].append(notification)
+    for user_id, event_id in rows:
+        missed[user_id].append(event_id)
     return missed
+
+
+def events_by_id(*, ids: Collection[int]) -> dict[int, Event]:
+    """Events by id, in one query."""
+    return Event.objects.in_bulk(ids) if ids else {}
 
 
 def events_after(*, after: int, limit: int) -> list[Event]:

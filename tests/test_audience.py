@@ -93,25 +93,22 @@ class MissedNotificationsTests(TestCase):
         cls.ids = [services.send_event(title=f"e{n}").pk for n in range(6)]
 
     def test_each_user_from_their_own_position_up_to_the_limit(self) -> None:
+        """Oldest first, after each user's own last id, dismissed ones left out."""
         alice, bob, carol = self.users
-        services.dismiss(user_id=bob.pk, event_id=self.ids[4])
-        after = {alice.pk: self.ids[0], bob.pk: self.ids[2], carol.pk: self.ids[5]}
-        for limit in (2, 10):
-            batched = selectors.missed_notifications_many(after=after, limit=limit)
-            assert {
-                user_id: [n.event_id for n in rows] for user_id, rows in batched.items()
-            } == {
-                user_id: [
-                    n.event_id
-                    for n in selectors.missed_notifications(
-                        user_id=user_id, after=last_id, limit=limit
-                    )
-                ]
-                for user_id, last_id in after.items()
-            }
-        assert [n.event_id for n in batched[bob.pk]] == [self.ids[3], self.ids[5]]
-        assert batched[carol.pk] == []
+        ids = self.ids
+        services.dismiss(user_id=bob.pk, event_id=ids[4])
+        after = {alice.pk: ids[0], bob.pk: ids[2], carol.pk: ids[5]}
+        assert selectors.missed_event_ids(after=after, limit=10) == {
+            alice.pk: ids[1:],
+            bob.pk: [ids[3], ids[5]],
+            carol.pk: [],
+        }
+        assert selectors.missed_event_ids(after=after, limit=2) == {
+            alice.pk: ids[1:3],
+            bob.pk: [ids[3], ids[5]],
+            carol.pk: [],
+        }
 
     def test_no_users_no_query(self) -> None:
         with self.assertNumQueries(0):
-            assert selectors.missed_notifications_many(after={}, limit=5) == {}
+            assert selectors.missed_event_ids(after={}, limit=5) == {}

@@ -43,6 +43,7 @@ from notifications.wire import (
 from .auth import AuthenticationFailed, Principal, authenticate_sessions, redeem_ticket
 from .batching import Batcher
 from .db import run_orm
+from .delivery import Frames
 from .hub import Client, Hub
 from .limits import TokenBucket
 
@@ -172,14 +173,18 @@ class Handler:
         return principal
 
     async def _resume(self, client: Client, last_id: int | None) -> None:
-        """Replay what the client missed, then release the live frames held."""
+        """
+        Replay what the client missed, then release the live frames held.
+
+        Everything goes out in one write, with no await between reading the
+        held frames and ending the hold, so no live frame can slip between.
+        """
         catchup = await self.catchups.load((client.principal.user_id, last_id))
-        connection = client.connection
+        frames = []
         if catchup.overflow:
-            await connection.send(encode_resync("too many missed notifications"))
-        for _event_id, frame in catchup.frames:
-            await connection.send(frame)
-        await connection.send(
+            frames.append(encode_resync("too many missed notifications"))
+        frames += [frame for _event_id, frame in catchup.frames]
+        frames.append(
             encode_welcome(
                 user_id=client.principal.user_id,
                 username=client.principal.username,
@@ -188,16 +193,15 @@ class Handler:
         )
         replayed = {event_id for event_id, _frame in catchup.frames}
         assert client.pending is not None
-        # Frames keep arriving in client.pending while this loop awaits.
-        while client.pending:
-            event_id, frame = client.pending.popleft()
-            if event_id is None or event_id not in replayed:
-                await connection.send(frame)
+        frames += [
+            frame
+            for event_id, frame in client.pending
+            if event_id is None or event_id not in replayed
+        ]
         if client.overflowed:
-            await connection.send(
-                encode_resync("too many live notifications while resuming")
-            )
+            frames.append(encode_resync("too many live notifications while resuming"))
         client.pending = None
+        Frames(frames).write_to(client.connection)
 
     async def _serve(self, client: Client) -> None:
         bucket = TokenBucket(self.config.rate_limit, self.config.rate_burst)
@@ -248,9 +252,10 @@ def load_catchups(
     """
     What each (user id, last seen event id) request missed, and its unread count.
 
-    Blocking; one query for the unread counts and one for what the resuming
-    users missed. A user resuming from two different ids at once (two tabs)
-    is asked separately, since the shared query keeps one position per user.
+    Blocking. One query for the unread counts, one for the event ids the
+    resuming users missed, one for those events; each event is encoded once
+    for everyone who missed it. A user resuming from two positions at once
+    (two tabs) is asked separately: the shared query keeps one per user.
     """
     unread = selectors.unread_counts(user_ids={user_id for user_id, _ in requests})
     positions: dict[int, set[int]] = {}
@@ -258,25 +263,27 @@ def load_catchups(
         if last_id is not None:
             positions.setdefault(user_id, set()).add(last_id)
     shared = {user_id: min(ids) for user_id, ids in positions.items() if len(ids) == 1}
-    missed = selectors.missed_notifications_many(after=shared, limit=limit + 1)
+    missed = selectors.missed_event_ids(after=shared, limit=limit + 1)
+    for user_id, last_id in requests:
+        if last_id is not None and user_id not in shared:
+            missed[user_id, last_id] = selectors.missed_event_ids(
+                after={user_id: last_id}, limit=limit + 1
+            )[user_id]
+    events = selectors.events_by_id(
+        ids={event_id for ids in missed.values() for event_id in ids}
+    )
+    frames = {
+        event_id: encode_notification(event_payload(event))
+        for event_id, event in events.items()
+    }
     catchups = {}
     for user_id, last_id in requests:
-        frames: list[tuple[int, str]] = []
-        overflow = False
+        event_ids: list[int] = []
         if last_id is not None:
-            if user_id in shared:
-                rows = missed[user_id]
-            else:
-                rows = selectors.missed_notifications(
-                    user_id=user_id, after=last_id, limit=limit + 1
-                )
-            overflow = len(rows) > limit
-            if not overflow:
-                frames = [
-                    (row.event_id, encode_notification(event_payload(row.event)))
-                    for row in rows
-                ]
-        catchups[user_id, last_id] = Catchup(frames, unread[user_id], overflow)
+            event_ids = missed[user_id if user_id in shared else (user_id, last_id)]
+        overflow = len(event_ids) > limit
+        replay = [] if overflow else [(id_, frames[id_]) for id_ in event_ids]
+        catchups[user_id, last_id] = Catchup(replay, unread[user_id], overflow)
     return catchups
 
 

@@ -39,6 +39,10 @@ WEBSOCKET_PATH = "/ws"
 HEALTH_PATH = "/healthz"
 
 
+#: Pending connections the kernel queues for us (capped by net.core.somaxconn).
+ACCEPT_BACKLOG = 2048
+
+
 def process_request(connection: ServerConnection, request: Request) -> Response | None:
     """Answer health checks, refuse unknown paths, note the session cookie."""
     path = request.path.partition("?")[0]
@@ -111,6 +115,9 @@ async def run_server(host: str, port: int, *, reuse_port: bool = False) -> None:
             # frames we no longer read: don't wait long for it.
             close_timeout=2,
             reuse_port=reuse_port,
+            # After a restart every browser comes back at once: a short accept
+            # queue would drop their SYNs and make them retry a second later.
+            backlog=ACCEPT_BACKLOG,
         ) as server:
             _log_listening(server)
             await _serve_until_stopped(relay, dispatcher, stop)
