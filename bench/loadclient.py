@@ -33,7 +33,6 @@ from bench.wsclient import Connection, handshake_request
 # Linux: bind the address now, choose the port at connect() time, so ports
 # are shared across destinations instead of reserved per bind().
 IP_BIND_ADDRESS_NO_PORT = 24
-HELLO = b'{"type":"hello","last_id":null}'
 
 
 class LoadClient:
@@ -53,14 +52,24 @@ class LoadClient:
         self.connections: list[Connection] = []
 
     async def connect(
-        self, start: int, count: int, concurrency: int, timeout: float
+        self,
+        start: int,
+        count: int,
+        concurrency: int,
+        timeout: float,
+        last_id: int | None = None,
     ) -> dict[str, Any]:
-        """Open ``count`` connections with at most ``concurrency`` in flight."""
+        """
+        Open ``count`` connections with at most ``concurrency`` in flight.
+
+        ``last_id`` is what ``hello`` says was seen last: a resuming client.
+        """
         indexes = iter(range(start, start + count))
         errors: Counter[str] = Counter()
+        hello = json.dumps({"type": "hello", "last_id": last_id}).encode()
         started = time.time()
         await asyncio.gather(
-            *(self._worker(indexes, errors, timeout) for _ in range(concurrency))
+            *(self._worker(indexes, errors, timeout, hello) for _ in range(concurrency))
         )
         return {
             "ready": sum(
@@ -75,15 +84,19 @@ class LoadClient:
         }
 
     async def _worker(
-        self, indexes: Iterator[int], errors: Counter[str], timeout: float
+        self,
+        indexes: Iterator[int],
+        errors: Counter[str],
+        timeout: float,
+        hello: bytes,
     ) -> None:
         for index in indexes:
             try:
-                self.connections.append(await self._open(index, timeout))
+                self.connections.append(await self._open(index, timeout, hello))
             except (OSError, TimeoutError) as exc:
                 errors[f"{type(exc).__name__}: {exc}"[:120]] += 1
 
-    async def _open(self, index: int, timeout: float) -> Connection:
+    async def _open(self, index: int, timeout: float, hello: bytes) -> Connection:
         loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
@@ -94,7 +107,7 @@ class LoadClient:
                 await loop.sock_connect(sock, (self.host, self.port))
                 request = self._request(self.sessions[index % len(self.sessions)])
                 _, connection = await loop.create_connection(
-                    lambda: Connection(index, request, HELLO, self.log), sock=sock
+                    lambda: Connection(index, request, hello, self.log), sock=sock
                 )
                 await connection.ready
         except BaseException:

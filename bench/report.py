@@ -42,6 +42,7 @@ METRICS: dict[str, Metric] = {
     "max": lambda m: m["latency"]["max_ms"],
     "deliveries/s": lambda m: m["burst"]["deliveries_per_s"],
     "losses": lambda m: m["losses"],
+    "storm s": lambda m: m["storm"]["seconds"],
 }
 
 
@@ -237,8 +238,8 @@ def ratio(table: Table, a: str, b: str, n: int, metric: Metric) -> float:
 def size_section(table: Table, n: int) -> str:
     head = (
         "| server | conn/s | KiB/conn | p50 ms | p95 ms | p99 ms | max ms | deliveries/s | losses "
-        "| CPU% server | clients | Redis | Django | other |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| storm s | CPU% server | clients | Redis | Django | other |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     rows = []
     for server in table.servers:
@@ -248,7 +249,7 @@ def size_section(table: Table, n: int) -> str:
         cpu = table.cpu(server, n, "burst")
         cells = [
             f"{values[0]:,.0f}", f"{values[1]:.1f}", *(f"{v:,.1f}" for v in values[2:6]),
-            f"{values[6]:,.0f}", f"{values[7]:,.0f}",
+            f"{values[6]:,.0f}", f"{values[7]:,.0f}", f"{values[8]:.1f}",
             *(f"{cpu.get(k, 0):.0f}" for k in ("server", "clients", "redis", "django", "other")),
         ]  # fmt: skip
         rows.append(f"| `{server}` | " + " | ".join(cells) + " |")
@@ -256,7 +257,9 @@ def size_section(table: Table, n: int) -> str:
     return (
         f"## N = {n:,}\n\n{head}\n" + "\n".join(rows) + "\n\n"
         "Latency: publish (commit) to receipt, over every (client, event) pair of "
-        "the paced phase. Deliveries/s and CPU%: the burst (100% = one core).\n\n"
+        "the paced phase. Deliveries/s and CPU%: the burst (100% = one core). "
+        "Storm: seconds for all N clients to reconnect at once and resume (each "
+        "replays the 5 events it missed, where the server supports resume).\n\n"
         + ratios
     )
 
@@ -352,6 +355,11 @@ closes them (imports, thread pools), notes the server's RSS, then:
    (last receipt - commit); CPU% per process over the same window.
 5. **Losses**: (client, event) pairs never received (waits are bounded:
    30 s after the last publish), duplicates counted separately.
+6. **Reconnect storm**: every client closes, then all reconnect at once
+   (same concurrency as the connect phase) with `last_id` 5 events behind
+   the newest, as browsers do after a server restart; seconds until the
+   last welcome. ws_server replays the 5 missed events to each; raw and
+   Channels ignore `last_id`.
 
 Raw and ws_server read the same Redis stream written by the same
 `send_event`; Channels receives a `group_send` from an `on_commit` hook

@@ -32,10 +32,15 @@ from bench.processes import Child, Children
 from bench.profiling import Profiler
 from bench.publisher import Publisher, Stamp
 from bench.servers import REPO_ROOT, ServerSpec
+from notifications.models import Event
 
 __all__ = ["Bench", "Plan", "run_scenario"]
 
 WARMUP_CONNECTIONS = 10
+#: In the reconnect storm, how many events each client missed, and how many
+#: handshakes are in flight: browsers come back within a second of a restart.
+STORM_MISSED = 5
+STORM_CONCURRENCY = 1000
 SETTLE_SECONDS = 1.0
 
 
@@ -188,6 +193,7 @@ class Measurement:
             for code, count in answer["closed"].items():
                 closed[code] = closed.get(code, 0) + count
         self.clients.ask_all({"cmd": "close", "timeout": 5})
+        storm, storm_cpu = self._reconnect_storm()
         return {
             "server": self.spec.name,
             "label": self.spec.label,
@@ -207,7 +213,13 @@ class Measurement:
             "burst": burst,
             "losses": latency["losses"] + burst["losses"],
             "closed_by_server": closed,
-            "cpu": {"connect": connect_cpu, "latency": latency_cpu, "burst": burst_cpu},
+            "cpu": {
+                "connect": connect_cpu,
+                "latency": latency_cpu,
+                "burst": burst_cpu,
+                "storm": storm_cpu,
+            },
+            "storm": storm,
         }
 
     def _warm_up(self) -> None:
@@ -228,7 +240,38 @@ class Measurement:
         )
         time.sleep(SETTLE_SECONDS)
 
-    def _connect(self) -> tuple[dict[str, Any], dict[str, float]]:
+    def _reconnect_storm(self) -> tuple[dict[str, Any], dict[str, float]]:
+        """
+        Everyone reconnects at once, as after a server restart, resuming.
+
+        Each client says it last saw the event STORM_MISSED events before the
+        newest, so each replays that many (servers without resume ignore it).
+        """
+        newest = list(
+            Event.objects.order_by("-pk").values_list("pk", flat=True)[
+                : STORM_MISSED + 1
+            ]
+        )
+        connect, cpu = self._connect(
+            last_id=newest[-1], phase="storm", concurrency=STORM_CONCURRENCY
+        )
+        path = (
+            self.bench.run_dir / f"{self.spec.name}-{self.plan.connections}-storm.bin"
+        )
+        replayed = sum(
+            a["frames"]
+            for a in self.clients.ask_all({"cmd": "dump", "path": str(path)})
+        )
+        path.unlink()
+        self.clients.ask_all({"cmd": "close", "timeout": 5})
+        return {**connect, "replayed": replayed}, cpu
+
+    def _connect(
+        self,
+        last_id: int | None = None,
+        phase: str = "connect",
+        concurrency: int | None = None,
+    ) -> tuple[dict[str, Any], dict[str, float]]:
         n, k = self.plan.connections, len(self.clients)
         bounds = [n * i // k for i in range(k + 1)]
         commands = [
@@ -236,13 +279,14 @@ class Measurement:
                 "cmd": "connect",
                 "start": bounds[i],
                 "count": bounds[i + 1] - bounds[i],
-                "concurrency": max(1, self.plan.concurrency // k),
+                "concurrency": max(1, (concurrency or self.plan.concurrency) // k),
                 "timeout": self.plan.connect_timeout,
+                "last_id": last_id,
             }
             for i in range(k)
         ]
         before = self.meter.snapshot()
-        with self._profiled("connect"):
+        with self._profiled(phase):
             answers = self.clients.ask(commands)
         after = self.meter.snapshot()
         self.shares = [a["ready"] for a in answers]

@@ -316,7 +316,8 @@ def one_line(result: dict[str, Any]) -> str:
         f"{result['ready']}/{result['connections']} ready at {result['connect_per_s']}/s, "
         f"{result['kib_per_connection']} KiB/conn, p50/p99 {latency['p50_ms']}/{latency['p99_ms']} ms, "
         f"burst {burst['deliveries_per_s']:,}/s (p99 {burst['p99_ms']} ms), "
-        f"losses {result['losses']}, server CPU {result['cpu']['burst']['server']}%"
+        f"losses {result['losses']}, server CPU {result['cpu']['burst']['server']}%, "
+        f"storm {result['storm']['ready']} resumed in {result['storm']['seconds']} s"
     )
 
 
@@ -361,6 +362,10 @@ def check(results: dict[str, Any], *, strict: bool) -> list[str]:
             problems.append(f"{where}: {m['losses']} lost deliveries")
         if m["latency"]["duplicates"] or m["burst"]["duplicates"]:
             problems.append(f"{where}: duplicate deliveries")
+        if m["storm"]["ready"] < m["connections"]:
+            problems.append(
+                f"{where}: reconnect storm: {m['connections'] - m['storm']['ready']} failed: {m['storm']['errors']}"
+            )
         if m["closed_by_server"]:
             problems.append(
                 f"{where}: server closed connections: {m['closed_by_server']}"
