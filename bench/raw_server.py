@@ -69,7 +69,11 @@ async def run(host: str, port: int, redis_url: str, stream: str) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     broadcaster = Broadcaster(redis_url, stream)
-    async with serve(broadcaster.handler, host, port, compression=None, max_size=4096):
+    # The same accept backlog as ws_server: with the default (100), the
+    # reconnect storm measures SYN retries, not the server.
+    async with serve(
+        broadcaster.handler, host, port, compression=None, max_size=4096, backlog=2048
+    ):
         relay = asyncio.create_task(broadcaster.relay(), name="relay")
         stopping = asyncio.create_task(stop.wait(), name="stop")
         try:
