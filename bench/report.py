@@ -203,6 +203,13 @@ def targets(results: dict[str, Any], table: Table) -> str:
             ", ".join(f"{r:,.0f}/s at {n:,}" for n, r in rates),
             all(r >= 1500 for _, r in rates),
         )
+    if table.has("ours", big):
+        storm = table.value("ours", big, METRICS["storm s"])
+        add(
+            f"reconnect storm: {big:,} clients resume within 10 s",
+            f"{storm:.1f} s",
+            storm <= 10,
+        )
     variants = (
         ("ours-deflate", "ours", "compression on"),
         ("ours-asyncio", "ours", "asyncio's loop"),
