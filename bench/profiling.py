@@ -19,6 +19,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
 __all__ = ["Profiler", "summarize"]
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
@@ -67,7 +69,8 @@ def summarize(path: Path, top: int = 25) -> dict[str, Any]:
         if not stack:
             continue
         count = int(count_text)
-        frames = stack.split(";")
+        # Process labels carry the command line: no machine paths in results.
+        frames = stack.replace(f"{REPO_ROOT}/", "").split(";")
         total += count
         own[frames[-1]] += count
         for frame in set(frames):
