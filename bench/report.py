@@ -73,6 +73,14 @@ class Table:
     def value(self, server: str, n: int, metric: Metric) -> float:
         return statistics.median(metric(m) for m in self.groups[server, n])
 
+    def per_size(self, server: str, metric: Metric) -> list[tuple[int, float]]:
+        """(N, median) for every N the server was measured at."""
+        return [
+            (n, self.value(server, n, metric))
+            for n in self.sizes
+            if self.has(server, n)
+        ]
+
     def spread(self, server: str, n: int, metric: Metric) -> tuple[float, float]:
         values = [metric(m) for m in self.groups[server, n]]
         return min(values), max(values)
@@ -181,22 +189,14 @@ def targets(results: dict[str, Any], table: Table) -> str:
     if table.has("ours", 10_000):
         p99 = table.value("ours", 10_000, METRICS["p99"])
         add("p99 at 10,000 under 250 ms", f"{p99:.0f} ms", p99 < 250)
-    kib = [
-        (n, table.value("ours", n, METRICS["KiB/conn"]))
-        for n in table.sizes
-        if table.has("ours", n)
-    ]
+    kib = table.per_size("ours", METRICS["KiB/conn"])
     if kib:
         add(
             "<= 20 KiB per idle authenticated connection",
             ", ".join(f"{k:.1f} at {n:,}" for n, k in kib),
             all(k <= 20 for _, k in kib),
         )
-    rates = [
-        (n, table.value("ours", n, METRICS["conn/s"]))
-        for n in table.sizes
-        if table.has("ours", n)
-    ]
+    rates = table.per_size("ours", METRICS["conn/s"])
     if rates:
         add(
             ">= 1,500 connections+auth/s per process",

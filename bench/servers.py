@@ -23,7 +23,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = ["SERVERS", "ServerSpec"]
 
@@ -55,6 +55,34 @@ class ServerSpec:
 PY = sys.executable
 OURS_READY = r"relay connected to Redis"
 
+#: The client offers permessage-deflate as browsers do, and the server accepts.
+DEFLATE: dict[str, Any] = {
+    "client_deflate": True,
+    "extra_env": {"NOTIFICATIONS_WS_COMPRESSION": "true"},
+}
+
+
+def _runwsserver(name: str, label: str, *options: str, **fields: Any) -> ServerSpec:
+    """``manage.py runwsserver`` with ``options``: ws_server as deployed."""
+    command = (
+        PY,
+        "manage.py",
+        "runwsserver",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+    )
+    return ServerSpec(
+        name=name,
+        label=label,
+        command=(*command, *options),
+        ready=OURS_READY,
+        ours=True,
+        **fields,
+    )
+
+
 SERVERS: dict[str, ServerSpec] = {
     spec.name: spec
     for spec in [
@@ -70,54 +98,17 @@ SERVERS: dict[str, ServerSpec] = {
             command=(PY, "-m", "bench.raw_server", "--port", "{port}", "--redis-url", "{redis_url}", "--stream", "{stream}", "--loop", "asyncio"),
             ready=r"raw server ready",
         ),
-        ServerSpec(
-            name="ours",
-            label="ws_server",
-            command=(PY, "manage.py", "runwsserver", "--host", "127.0.0.1", "--port", "{port}"),
-            ready=OURS_READY,
-            ours=True,
-        ),
-        ServerSpec(
-            name="ours-deflate",
-            label="ws_server, permessage-deflate on",
-            command=(PY, "manage.py", "runwsserver", "--host", "127.0.0.1", "--port", "{port}"),
-            ready=OURS_READY,
-            client_deflate=True,
-            extra_env={"NOTIFICATIONS_WS_COMPRESSION": "true"},
-            ours=True,
-        ),
-        ServerSpec(
-            name="ours-cache-sessions",
-            label="ws_server, sessions in the Redis cache",
-            command=(PY, "manage.py", "runwsserver", "--host", "127.0.0.1", "--port", "{port}"),
-            ready=OURS_READY,
+        _runwsserver("ours", "ws_server"),
+        _runwsserver("ours-deflate", "ws_server, permessage-deflate on", **DEFLATE),
+        _runwsserver(
+            "ours-cache-sessions", "ws_server, sessions in the Redis cache",
             extra_env={"SESSION_ENGINE": "django.contrib.sessions.backends.cache"},
-            ours=True,
         ),
-        ServerSpec(
-            name="ours-asyncio",
-            label="ws_server on asyncio's loop",
-            command=(PY, "manage.py", "runwsserver", "--host", "127.0.0.1", "--port", "{port}", "--loop", "asyncio"),
-            ready=OURS_READY,
-            ours=True,
-        ),
-        ServerSpec(
-            name="ours-workers2",
-            label="ws_server --workers 2",
-            command=(PY, "manage.py", "runwsserver", "--host", "127.0.0.1", "--port", "{port}", "--workers", "2"),
-            ready=OURS_READY,
-            ready_count=2,
-            ours=True,
-        ),
-        ServerSpec(
-            name="ours-deflate-workers2",
-            label="ws_server --workers 2, permessage-deflate on",
-            command=(PY, "manage.py", "runwsserver", "--host", "127.0.0.1", "--port", "{port}", "--workers", "2"),
-            ready=OURS_READY,
-            ready_count=2,
-            client_deflate=True,
-            extra_env={"NOTIFICATIONS_WS_COMPRESSION": "true"},
-            ours=True,
+        _runwsserver("ours-asyncio", "ws_server on asyncio's loop", "--loop", "asyncio"),
+        _runwsserver("ours-workers2", "ws_server --workers 2", "--workers", "2", ready_count=2),
+        _runwsserver(
+            "ours-deflate-workers2", "ws_server --workers 2, permessage-deflate on",
+            "--workers", "2", ready_count=2, **DEFLATE,
         ),
         ServerSpec(
             name="channels",
