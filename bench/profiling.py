@@ -16,7 +16,6 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -44,12 +43,7 @@ class Profiler:
         )
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
         try:
