@@ -5,7 +5,6 @@ All functions take keyword-only arguments and never write.
 """
 
 from collections.abc import Collection
-from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, F, Q, QuerySet, Window
@@ -72,14 +71,14 @@ def unread_counts(*, user_ids: Collection[int]) -> dict[int, int]:
     return dict.fromkeys(user_ids, 0) | dict(counts)
 
 
-def missed_event_ids(*, after: dict[int, int], limit: int) -> dict[Any, list[int]]:
+def missed_event_ids(*, after: dict[int, int], limit: int) -> dict[int, list[int]]:
     """
     The ids of up to ``limit`` events each user missed, oldest first, in one query.
 
     ``after`` maps each user id to the last event id that user has seen; the
     ws_server batches resuming connections through this.
     """
-    missed: dict[Any, list[int]] = {user_id: [] for user_id in after}
+    missed: dict[int, list[int]] = {user_id: [] for user_id in after}
     if not after:
         return missed
     newer = Q()

@@ -263,12 +263,16 @@ def load_catchups(
         if last_id is not None:
             positions.setdefault(user_id, set()).add(last_id)
     shared = {user_id: min(ids) for user_id, ids in positions.items() if len(ids) == 1}
-    missed = selectors.missed_event_ids(after=shared, limit=limit + 1)
+    shared_missed = selectors.missed_event_ids(after=shared, limit=limit + 1)
+    missed: dict[tuple[int, int], list[int]] = {}
     for user_id, last_id in requests:
-        if last_id is not None and user_id not in shared:
-            missed[user_id, last_id] = selectors.missed_event_ids(
-                after={user_id: last_id}, limit=limit + 1
-            )[user_id]
+        if last_id is None:
+            continue
+        if user_id in shared:
+            missed[user_id, last_id] = shared_missed[user_id]
+        else:
+            own = selectors.missed_event_ids(after={user_id: last_id}, limit=limit + 1)
+            missed[user_id, last_id] = own[user_id]
     events = selectors.events_by_id(
         ids={event_id for ids in missed.values() for event_id in ids}
     )
@@ -278,9 +282,7 @@ def load_catchups(
     }
     catchups = {}
     for user_id, last_id in requests:
-        event_ids: list[int] = []
-        if last_id is not None:
-            event_ids = missed[user_id if user_id in shared else (user_id, last_id)]
+        event_ids = missed.get((user_id, last_id), []) if last_id is not None else []
         overflow = len(event_ids) > limit
         replay = [] if overflow else [(id_, frames[id_]) for id_ in event_ids]
         catchups[user_id, last_id] = Catchup(replay, unread[user_id], overflow)
