@@ -4,7 +4,8 @@ Writes: sending events and changing read state.
 Each service runs in one transaction and publishes only after it commits.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
@@ -16,7 +17,14 @@ from django.utils import timezone
 from . import publishing, selectors
 from .models import Audience, Event, Level, Notification
 
-__all__ = ["dismiss", "mark_all_read", "mark_read", "send_event", "validate_audience"]
+__all__ = [
+    "InboxChange",
+    "dismiss",
+    "mark_all_read",
+    "mark_read",
+    "send_event",
+    "validate_audience",
+]
 
 
 def validate_audience(audience: str, *, groups: list[Group], users: list) -> None:
@@ -88,20 +96,33 @@ def _fan_out(event: Event) -> None:
         )
 
 
-def mark_read(*, user_id: int, event_id: int) -> bool:
-    """Mark one notification read; return whether it was unread."""
+@dataclass(frozen=True, slots=True)
+class InboxChange:
+    """
+    What a read-state change did: how many notifications it ``changed``, and
+    the user's ``unread`` count after it (the views return it, the open tabs
+    are told it). True when something changed.
+    """
+
+    changed: int
+    unread: int
+
+    def __bool__(self) -> bool:
+        return self.changed > 0
+
+
+def mark_read(*, user_id: int, event_id: int) -> InboxChange:
+    """Mark one notification read."""
     with transaction.atomic():
         changed = Notification.objects.filter(
             user_id=user_id, event_id=event_id, read_at__isnull=True
         ).update(read_at=timezone.now())
-        if changed:
-            _publish_read_on_commit(user_id, ids=[event_id])
-    return bool(changed)
+        return _announce(user_id, changed, publishing.publish_read, ids=[event_id])
 
 
-def mark_all_read(*, user_id: int, up_to: int) -> int:
+def mark_all_read(*, user_id: int, up_to: int) -> InboxChange:
     """
-    Mark read every notification up to event ``up_to``; return how many.
+    Mark read every notification up to event ``up_to``.
 
     The bound makes it race-safe: a notification that arrives while the user
     clicks "mark all read" has a higher id and stays unread.
@@ -110,31 +131,23 @@ def mark_all_read(*, user_id: int, up_to: int) -> int:
         changed = Notification.objects.filter(
             user_id=user_id, event_id__lte=up_to, read_at__isnull=True
         ).update(read_at=timezone.now())
-        if changed:
-            _publish_read_on_commit(user_id, up_to=up_to)
-    return changed
+        return _announce(user_id, changed, publishing.publish_read, up_to=up_to)
 
 
-def dismiss(*, user_id: int, event_id: int) -> bool:
-    """Archive one notification out of the inbox; return whether it was there."""
+def dismiss(*, user_id: int, event_id: int) -> InboxChange:
+    """Archive one notification out of the inbox."""
     with transaction.atomic():
         changed = Notification.objects.filter(
             user_id=user_id, event_id=event_id, dismissed_at__isnull=True
         ).update(dismissed_at=timezone.now())
-        if changed:
-            unread = selectors.unread_count(user_id=user_id)
-            transaction.on_commit(
-                partial(
-                    publishing.publish_dismissed, user_id, ids=[event_id], unread=unread
-                )
-            )
-    return bool(changed)
+        return _announce(user_id, changed, publishing.publish_dismissed, ids=[event_id])
 
 
-def _publish_read_on_commit(
-    user_id: int, *, ids: list[int] | None = None, up_to: int | None = None
-) -> None:
+def _announce(
+    user_id: int, changed: int, publish: Callable[..., None], **fields: object
+) -> InboxChange:
+    """Count what is unread now; if anything changed, tell every tab on commit."""
     unread = selectors.unread_count(user_id=user_id)
-    transaction.on_commit(
-        partial(publishing.publish_read, user_id, ids=ids, up_to=up_to, unread=unread)
-    )
+    if changed:
+        transaction.on_commit(partial(publish, user_id, unread=unread, **fields))
+    return InboxChange(changed, unread)

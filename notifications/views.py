@@ -118,15 +118,15 @@ def unread_count(request: HttpRequest) -> JsonResponse:
 @api_login_required
 @require_POST
 def mark_read(request: HttpRequest, event_id: int) -> JsonResponse:
-    services.mark_read(user_id=request.user.pk, event_id=event_id)
-    return JsonResponse({"unread": selectors.unread_count(user_id=request.user.pk)})
+    change = services.mark_read(user_id=request.user.pk, event_id=event_id)
+    return JsonResponse({"unread": change.unread})
 
 
 @api_login_required
 @require_POST
 def dismiss(request: HttpRequest, event_id: int) -> JsonResponse:
-    services.dismiss(user_id=request.user.pk, event_id=event_id)
-    return JsonResponse({"unread": selectors.unread_count(user_id=request.user.pk)})
+    change = services.dismiss(user_id=request.user.pk, event_id=event_id)
+    return JsonResponse({"unread": change.unread})
 
 
 @api_login_required
@@ -136,10 +136,8 @@ def mark_all_read(request: HttpRequest) -> JsonResponse:
     up_to = _int_param(request.POST.get("up_to"), None)
     if up_to is None or up_to < 0:
         return JsonResponse({"error": "'up_to' must be an event id"}, status=400)
-    marked = services.mark_all_read(user_id=request.user.pk, up_to=up_to)
-    return JsonResponse(
-        {"marked": marked, "unread": selectors.unread_count(user_id=request.user.pk)}
-    )
+    change = services.mark_all_read(user_id=request.user.pk, up_to=up_to)
+    return JsonResponse({"marked": change.changed, "unread": change.unread})
 
 
 @api_login_required
