@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 
 from websockets.asyncio.server import ServerConnection
 from websockets.frames import Frame, Opcode
@@ -49,13 +49,16 @@ Item = tuple[int | None, str]
 
 
 def send(
-    clients: Iterable[Client],
+    clients: Collection[Client],
     items: Sequence[Item],
     *,
     max_buffer: int,
     pending_limit: int,
 ) -> None:
     """Send ``items``, in order, to ``clients`` without waiting for any of them."""
+    if not clients:
+        # Common with several processes: the recipients are on another one.
+        return
     frames = Frames([frame for _event_id, frame in items])
     for client in clients:
         if client.pending is not None:
@@ -235,7 +238,7 @@ class Dispatcher:
                     self.hub.update(client, principal)
                     logger.debug("re-checked %r: still authorized", client)
 
-    def _send(self, clients: Iterable[Client], items: Sequence[Item]) -> None:
+    def _send(self, clients: Collection[Client], items: Sequence[Item]) -> None:
         send(
             clients,
             items,
