@@ -11,6 +11,7 @@ from functools import partial
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
+from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
@@ -23,7 +24,11 @@ User = get_user_model()
 
 @receiver(user_logged_out, dispatch_uid="notifications.session_ended")
 def end_session(sender, request, user, **kwargs) -> None:
-    # Sent before Django flushes the session, so the key is still there.
+    # Database-backed sessions announce their row's deletion (session_deleted
+    # below) when logout flushes them; others are announced here. Sent before
+    # Django flushes the session, so the key is still there.
+    if isinstance(request.session, DatabaseSessionStore):
+        return
     session_key = request.session.session_key
     if session_key:
         transaction.on_commit(partial(publishing.publish_session_ended, session_key))
