@@ -19,7 +19,7 @@ import pytest
 from django.core import signing
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from notifications import services
+from notifications import services, tickets
 from tests.clients import (
     close_of,
     logged_in_client,
@@ -135,6 +135,16 @@ def ticket_of_inactive_user(server: WebSocketServerProcess) -> Seen:
     return hello_with(ticket)(server)
 
 
+def ticket_naming_another_user(server: WebSocketServerProcess) -> Seen:
+    """Alice's nonce in a ticket signed for Bob (only the SECRET_KEY can do it)."""
+    alice_ticket = request_ticket(logged_in_client(make_user()))
+    nonce = tickets.load_ticket(alice_ticket).nonce
+    bob = make_user()
+    return hello_with(signing.dumps({"u": bob.pk, "n": nonce}, salt=tickets.SALT))(
+        server
+    )
+
+
 def ticket_used_twice(server: WebSocketServerProcess) -> Seen:
     ticket = request_ticket(logged_in_client(make_user()))
     with websocket(server) as first:
@@ -197,6 +207,7 @@ MATRIX: list[tuple[str, Callable[[WebSocketServerProcess], Seen], Seen, str | No
     ("expired ticket", expired_ticket, closes(4001, "authentication failed"), "ticket refused: expired"),
     ("ticket from a logged-out session", ticket_after_logout, closes(4001, "authentication failed"), "no authenticated session"),
     ("ticket of an inactive user", ticket_of_inactive_user, closes(4001, "authentication failed"), "user is missing or inactive"),
+    ("ticket naming another user", ticket_naming_another_user, closes(4001, "authentication failed"), "ticket issued to another user"),
     ("ticket used twice", ticket_used_twice, closes(4001, "authentication failed"), "ticket already used or expired"),
     ("ticket in the URL", ticket_in_url, closes(4001, "authentication failed"), "no session cookie and no ticket"),
     ("wrong Origin", wrong_origin, Seen("http", 403), "invalid Origin header: https://evil.example"),

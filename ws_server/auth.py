@@ -217,9 +217,10 @@ def _session_hash_matches(user: Any, session_hash: str | None) -> bool:
     )
 
 
-async def redeem_ticket(ticket: str, redis: Redis) -> str:
+async def redeem_ticket(ticket: str, redis: Redis) -> tuple[str, int]:
     """
-    Return the session key a ticket was issued from, or raise AuthenticationFailed.
+    Return the session key a ticket was issued from and the user it was issued
+    to (the session must still belong to them), or raise AuthenticationFailed.
 
     The nonce is deleted as it is read (GETDEL), so a ticket works once: a
     second connection presenting the same ticket is refused.
@@ -231,4 +232,6 @@ async def redeem_ticket(ticket: str, redis: Redis) -> str:
     session_key = await redis.getdel(ticket_key(claims.nonce))
     if session_key is None:
         raise AuthenticationFailed("ticket already used or expired")
-    return session_key.decode() if isinstance(session_key, bytes) else str(session_key)
+    if isinstance(session_key, bytes):
+        session_key = session_key.decode()
+    return str(session_key), claims.user_id

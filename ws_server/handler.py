@@ -148,9 +148,10 @@ class Handler:
     ) -> Principal | None:
         """Authenticate with the ticket if any, else the handshake's cookie."""
         session_key: str | None
+        ticket_user: int | None = None
         try:
             if hello.ticket is not None:
-                session_key = await redeem_ticket(hello.ticket, self.redis)
+                session_key, ticket_user = await redeem_ticket(hello.ticket, self.redis)
             else:
                 session_key = getattr(connection, "session_key", None)
             if session_key is None:
@@ -158,6 +159,8 @@ class Handler:
             principal = await self.sessions.load(session_key)
             if isinstance(principal, AuthenticationFailed):
                 raise principal
+            if ticket_user is not None and ticket_user != principal.user_id:
+                raise AuthenticationFailed("ticket issued to another user")
         except AuthenticationFailed as exc:
             logger.info("refused %s: %s", peer(connection), exc)
             await connection.close(
