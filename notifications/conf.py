@@ -41,6 +41,40 @@ DEFAULTS: dict[str, Any] = {
     "WS_RATE_BURST": 30,
     # Open connections allowed per user on one ws_server process (4009).
     "WS_MAX_CONNECTIONS_PER_USER": 20,
+    # Seconds a new TCP connection has to finish the WebSocket handshake.
+    "WS_OPEN_TIMEOUT": 10.0,
+    # Open TCP connections allowed from one client address (0: no cap). Behind
+    # a proxy every client has the proxy's address: raise it or set 0 there.
+    "WS_MAX_CONNECTIONS_PER_ADDRESS": 1_000,
+    # Total bytes of the handshake's request headers (larger: HTTP 431).
+    "WS_MAX_HEADER_BYTES": 16_384,
+    # Control frames (ping, pong) a client may send per second, and the burst
+    # allowed above that rate before the connection is closed (4008).
+    "WS_CONTROL_RATE_LIMIT": 5.0,
+    # Most control frames a client may send in one burst before 4008.
+    "WS_CONTROL_RATE_BURST": 20,
+    # Django -> Redis: seconds one publish may wait (connect or answer), and
+    # seconds publishing is skipped after a failure (the circuit breaker), so
+    # a sick Redis costs one request at most this long. The ws_server
+    # reconciles from the database whatever was not published.
+    "PUBLISH_TIMEOUT": 0.1,
+    "PUBLISH_COOLDOWN": 5.0,
+    # ws_server: seconds between reconciliation sweeps of the event table.
+    "SWEEP_INTERVAL": 0.5,
+    # Seconds an event id below the newest one seen may stay uncommitted (a
+    # transaction still open, or rolled back) before reconciliation stops
+    # waiting for it.
+    "GAP_TIMEOUT": 60.0,
+    # Seconds within which every open connection is authenticated again, to
+    # catch changes no signal announced (QuerySet.update, raw SQL, a lost
+    # message). Spread over the interval in batches.
+    "RECHECK_INTERVAL": 60.0,
+    # Bounds on the ws_server's waits: one database lookup (handshake, resume
+    # catch-up, re-check), one Redis command (ticket redemption), and the
+    # drain of open connections at shutdown.
+    "DB_TIMEOUT": 10.0,
+    "REDIS_TIMEOUT": 2.0,
+    "SHUTDOWN_TIMEOUT": 10.0,
 }
 
 
