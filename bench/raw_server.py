@@ -21,11 +21,16 @@ import signal
 import redis.asyncio as aioredis
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
-from notifications.wire import EventMessage, decode_redis, encode_welcome
+from notifications.wire import (
+    EventMessage,
+    decode_redis,
+    encode_notification,
+    encode_welcome,
+)
 
 logger = logging.getLogger("bench.raw_server")
 
-WELCOME = encode_welcome(user_id=0, username="anonymous", unread=0)
+WELCOME = encode_welcome(user_id=0, username="anonymous", unread=0, cursor=0)
 
 
 class Broadcaster:
@@ -60,7 +65,10 @@ class Broadcaster:
                     last = entry_id
                     message = decode_redis(fields[b"m"])
                     if isinstance(message, EventMessage):
-                        broadcast(self.clients, message.frame)
+                        broadcast(
+                            self.clients,
+                            encode_notification(message.event, cursor=message.event_id),
+                        )
 
 
 async def run(host: str, port: int, redis_url: str, stream: str) -> None:

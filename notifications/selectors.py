@@ -15,8 +15,9 @@ from .models import Audience, Event, Notification
 
 __all__ = [
     "audience_users",
-    "events_after",
+    "event_ids_after",
     "events_by_id",
+    "events_with_audience",
     "inbox",
     "latest_event_id",
     "missed_event_ids",
@@ -104,12 +105,26 @@ def events_by_id(*, ids: Collection[int]) -> dict[int, Event]:
     return Event.objects.in_bulk(ids) if ids else {}
 
 
-def events_after(*, after: int, limit: int) -> list[Event]:
-    """Return up to ``limit`` events newer than ``after``, oldest first."""
+def events_with_audience(*, ids: Collection[int]) -> list[Event]:
+    """Events by id, oldest first, with what ``audience_spec`` reads prefetched."""
     return list(
-        Event.objects.filter(pk__gt=after)
+        Event.objects.filter(pk__in=ids)
         .prefetch_related("groups", "users")
-        .order_by("pk")[:limit]
+        .order_by("pk")
+    )
+
+
+def event_ids_after(*, after: int, also: Collection[int] = (), limit: int) -> list[int]:
+    """
+    Up to ``limit`` committed event ids above ``after`` or among ``also``,
+    lowest first: what a relay that has seen everything up to ``after``
+    except ``also`` has yet to see. One index range scan.
+    """
+    newer = Q(pk__gt=after)
+    if also:
+        newer |= Q(pk__in=also)
+    return list(
+        Event.objects.filter(newer).order_by("pk").values_list("pk", flat=True)[:limit]
     )
 
 

@@ -10,8 +10,9 @@ Nothing else in the project builds or parses these payloads. Two families:
   small commands; the server sends events and state. ``docs/protocol.md``
   documents each one.
 
-Server frames for an event are encoded once and the same bytes go to every
-recipient (see ``ws_server.delivery``), which is what keeps fan-out cheap.
+A ws_server process encodes an event's frame once, when it delivers it, and
+the same bytes go to every recipient it has (see ``ws_server.delivery``),
+which is what keeps fan-out cheap.
 """
 
 from __future__ import annotations
@@ -58,7 +59,10 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 class CloseCode(IntEnum):
-    """Application close codes; docs/protocol.md says what a client should do."""
+    """Close codes; docs/protocol.md says what a client should do."""
+
+    #: The server can't check credentials right now (database or Redis out).
+    TRY_AGAIN_LATER = 1013
 
     #: No valid credential: missing, forged, expired or already used.
     AUTHENTICATION_FAILED = 4001
@@ -91,11 +95,11 @@ class AudienceSpec:
 
 @dataclass(frozen=True, slots=True)
 class EventMessage:
-    """A committed event; ``frame`` is the ready-to-send client frame."""
+    """A committed event: its client fields (``event``) and its audience."""
 
     event_id: int
     audience: AudienceSpec
-    frame: str
+    event: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +150,7 @@ def encode_event(event: dict[str, Any], audience: AudienceSpec) -> str:
 
 def event_message(event: dict[str, Any], audience: AudienceSpec) -> EventMessage:
     """Build the message a relay handles, from Redis or from the database."""
-    return EventMessage(
-        event_id=int(event["id"]), audience=audience, frame=encode_notification(event)
-    )
+    return EventMessage(event_id=int(event["id"]), audience=audience, event=event)
 
 
 def encode_for_user(user_id: int, frame: str) -> str:
@@ -198,17 +200,25 @@ def decode_redis(raw: str | bytes) -> RedisMessage:
 # WebSocket frames: ws_server -> browser.
 
 
-def encode_notification(event: dict[str, Any]) -> str:
-    return _dumps({"type": "notification", **event})
+def encode_notification(event: dict[str, Any], *, cursor: int | None) -> str:
+    """
+    Encode an event for every recipient on this process.
+
+    ``cursor`` is where a client that has received this frame resumes from
+    (see ``ws_server.ledger``); None in a replay, where the client keeps the
+    cursor it had until the ``welcome`` that ends the replay.
+    """
+    return _dumps({"type": "notification", **event, "cursor": cursor})
 
 
-def encode_welcome(*, user_id: int, username: str, unread: int) -> str:
+def encode_welcome(*, user_id: int, username: str, unread: int, cursor: int) -> str:
     return _dumps(
         {
             "type": "welcome",
             "protocol": VERSION,
             "user": {"id": user_id, "username": username},
             "unread": unread,
+            "cursor": cursor,
         }
     )
 

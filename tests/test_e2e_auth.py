@@ -28,6 +28,7 @@ def test_session_cookie_authenticates(ws_server):
     ) as ws:
         send_json(ws, {"type": "hello"})
         welcome = receive(ws)
+    assert isinstance(welcome.pop("cursor"), int)
     assert welcome == {
         "type": "welcome",
         "protocol": 1,

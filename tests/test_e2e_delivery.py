@@ -23,6 +23,8 @@ def test_event_reaches_recipient_within_one_second(ws_server):
             title="Deploy finished", body="All green", level="success"
         )
         frame = receive(ws, timeout=1)
+    # Where to resume: this event, or lower while an older id may still commit.
+    assert frame.pop("cursor") <= event.pk
     assert frame == {
         "type": "notification",
         "id": event.pk,

@@ -18,7 +18,7 @@ def client(
         session_key=f"key{user_id}",
         session_digest=f"digest{user_id}",
     )
-    return Client(SimpleNamespace(id=user_id), principal)  # type: ignore[arg-type]
+    return Client(SimpleNamespace(id=user_id), principal, 0.0)  # type: ignore[arg-type]
 
 
 def test_recipients_by_audience():

@@ -20,13 +20,16 @@ EVENT = {
 
 
 def test_event_round_trips_through_redis():
-    """An encoded event decodes to its audience and a ready client frame."""
+    """An encoded event decodes to its id, its audience and its client fields."""
     audience = wire.AudienceSpec(groups=frozenset({3, 1}), users=frozenset({9}))
     message = wire.decode_redis(wire.encode_event(EVENT, audience))
-    assert message == wire.EventMessage(
-        event_id=42, audience=audience, frame=wire.encode_notification(EVENT)
-    )
-    assert json.loads(message.frame) == {"type": "notification", **EVENT}
+    assert message == wire.EventMessage(event_id=42, audience=audience, event=EVENT)
+
+
+def test_notification_frame_carries_the_resume_cursor():
+    """The client frame has the event's fields and where to resume from."""
+    frame = json.loads(wire.encode_notification(EVENT, cursor=40))
+    assert frame == {"type": "notification", **EVENT, "cursor": 40}
 
 
 def test_redis_messages_carry_a_version():

@@ -8,15 +8,14 @@ and each client gets the whole run in one write, so a burst costs one system
 call per client rather than one per client and event. A client whose write
 buffer is past the limit is closed (``TOO_SLOW``) rather than allowed to hold
 memory or slow anyone else; it reconnects and resumes from its last id.
-Control messages re-check or close the connections they concern.
+Control messages close the connections they concern, or have them
+re-checked.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Collection, Sequence
 
 from websockets.asyncio.server import ServerConnection
@@ -24,7 +23,6 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from notifications import selectors
-from notifications.payloads import audience_spec, event_payload
 from notifications.wire import (
     CloseCode,
     EventMessage,
@@ -32,12 +30,13 @@ from notifications.wire import (
     SessionEnded,
     UserChanged,
     UserFrame,
-    event_message,
+    encode_notification,
 )
 
-from .auth import AuthenticationFailed, authenticate_sessions
 from .db import run_orm
 from .hub import Client, Hub
+from .ledger import Ledger
+from .maintenance import Rechecker, Revocations
 
 __all__ = ["Dispatcher", "send"]
 
@@ -61,6 +60,8 @@ def send(
         return
     frames = Frames([frame for _event_id, frame in items])
     for client in clients:
+        if client.closing:
+            continue  # revoked or too slow: it gets nothing more
         if client.pending is not None:
             for event_id, frame in items:
                 client.hold(event_id, frame, pending_limit)
@@ -106,43 +107,44 @@ class Frames:
             logger.warning("could not write to %s: %r", connection.id, exc)
 
 
-class RecentIds:
-    """The last ``size`` event ids relayed, to drop the ones seen twice."""
-
-    def __init__(self, size: int) -> None:
-        self._ids: OrderedDict[int, None] = OrderedDict()
-        self._size = size
-
-    def add(self, event_id: int) -> bool:
-        """Remember ``event_id``; return False if it was already there."""
-        if event_id in self._ids:
-            return False
-        self._ids[event_id] = None
-        if len(self._ids) > self._size:
-            self._ids.popitem(last=False)
-        return True
-
-
 class Dispatcher:
-    """Turn Redis messages (and database catch-up) into frames for the hub."""
+    """
+    Turn Redis messages and reconciled events into frames for the hub.
 
-    def __init__(self, hub: Hub, *, max_buffer: int, pending_limit: int) -> None:
+    The ledger lets each event through once, whether it came by the stream,
+    by the database sweep, or both. Control messages never wait on the
+    database here: a session that ended is closed at once, and a user that
+    changed is handed to the re-checker, which batches and coalesces.
+    """
+
+    def __init__(
+        self,
+        hub: Hub,
+        revocations: Revocations,
+        rechecker: Rechecker,
+        *,
+        max_buffer: int,
+        pending_limit: int,
+    ) -> None:
         self.hub = hub
+        self.revocations = revocations
+        self.rechecker = rechecker
         self.max_buffer = max_buffer
         self.pending_limit = pending_limit
-        # Highest event id relayed: after an outage, catch up from here.
-        self.last_event_id = 0
-        self._recent = RecentIds(10_000)
-        # Set after a Redis outage: revocations published meanwhile are lost,
-        # so every connection is checked again.
-        self._recheck_everyone = False
+        self.ledger = Ledger()
 
-    async def start(self) -> None:
-        """Start from the newest committed event; clients resume the rest."""
-        self.last_event_id = await run_orm(selectors.latest_event_id)
+    async def start(self, lookback: int = 1_000) -> None:
+        """
+        Start after the newest committed event; clients resume the rest.
 
-    async def dispatch(self, messages: Sequence[RedisMessage]) -> None:
+        Ids missing among the last ``lookback`` may belong to transactions
+        that haven't committed yet: they start as gaps.
+        """
+        self.ledger = await run_orm(_initial_ledger, lookback, time.monotonic())
+
+    def dispatch(self, messages: Sequence[RedisMessage]) -> None:
         """Apply messages in order; runs of events go out together."""
+        now = time.monotonic()
         events: list[EventMessage] = []
         for message in messages:
             if isinstance(message, EventMessage):
@@ -153,90 +155,38 @@ class Dispatcher:
             if isinstance(message, UserFrame):
                 self._send(self.hub.of_user(message.user_id), [(None, message.frame)])
             elif isinstance(message, SessionEnded):
+                self.revocations.session_ended(message.session, now)
                 for client in self.hub.of_session(message.session):
                     logger.info("closing %r: session ended", client)
                     client.close(CloseCode.SESSION_REVOKED, "session ended")
             elif isinstance(message, UserChanged):
-                await self.recheck(self.hub.of_user(message.user_id))
+                self.revocations.user_changed(message.user_id, now)
+                self.rechecker.request(message.user_id)
         self.deliver(events)
 
     def deliver(self, events: Sequence[EventMessage]) -> None:
         """
         Send events to their audiences, once each, in order.
 
-        Consecutive events with the same recipients (the hub returns the same
-        set for "everyone" or "staff") are sent as one run.
+        Each frame carries the ledger's cursor as it stands once the event
+        is accepted. Consecutive events with the same recipients (the hub
+        returns the same set for "everyone" or "staff") are sent as one run.
         """
+        now = time.monotonic()
         recipients: Collection[Client] | None = None
         run: list[Item] = []
         for event in events:
-            if not self._recent.add(event.event_id):
+            if not self.ledger.accept(event.event_id, now):
                 continue
-            self.last_event_id = max(self.last_event_id, event.event_id)
+            frame = encode_notification(event.event, cursor=self.ledger.cursor)
             clients = self.hub.recipients(event.audience)
             if clients is not recipients and run:
                 self._send(recipients or (), run)
                 run = []
             recipients = clients
-            run.append((event.event_id, event.frame))
+            run.append((event.event_id, frame))
         if run:
             self._send(recipients or (), run)
-
-    async def catch_up(self, batch_size: int = 500) -> int:
-        """
-        Relay events committed while Redis was out of reach; return how many.
-
-        The database has every committed event, so a relay that lost Redis
-        reads what it missed from there; events also read from the stream
-        later are dropped by id.
-        """
-        delivered = 0
-        while True:
-            messages = await run_orm(self._load_events, self.last_event_id, batch_size)
-            self.deliver(messages)
-            delivered += len(messages)
-            if len(messages) < batch_size:
-                self._recheck_everyone = True
-                return delivered
-
-    @staticmethod
-    def _load_events(after: int, limit: int) -> list[EventMessage]:
-        return [
-            event_message(event_payload(event), audience_spec(event))
-            for event in selectors.events_after(after=after, limit=limit)
-        ]
-
-    async def maintain(self, interval: float = 1.0) -> None:
-        """
-        Re-check sessions that expired, and everyone after an outage; forever.
-
-        Runs beside the relay so that a long re-check never holds up events.
-        """
-        while True:
-            if self._recheck_everyone:
-                self._recheck_everyone = False
-                clients = self.hub.clients()
-                logger.info(
-                    "re-checking %d connection(s) after the outage", len(clients)
-                )
-                await self.recheck(clients)
-            await self.recheck(self.hub.expired(time.time()))
-            await asyncio.sleep(interval)
-
-    async def recheck(self, clients: list[Client], batch_size: int = 500) -> None:
-        """Re-authenticate clients; close the refused, re-index the rest."""
-        for start in range(0, len(clients), batch_size):
-            batch = clients[start : start + batch_size]
-            keys = [client.principal.session_key for client in batch]
-            results = await run_orm(authenticate_sessions, keys)
-            for client, key in zip(batch, keys, strict=True):
-                principal = results[key]
-                if isinstance(principal, AuthenticationFailed):
-                    logger.info("closing %r: %s", client, principal)
-                    client.close(CloseCode.SESSION_REVOKED, "session revoked")
-                elif client in self.hub:  # it may have left while the check ran
-                    self.hub.update(client, principal)
-                    logger.debug("re-checked %r: still authorized", client)
 
     def _send(self, clients: Collection[Client], items: Sequence[Item]) -> None:
         send(
@@ -245,3 +195,11 @@ class Dispatcher:
             max_buffer=self.max_buffer,
             pending_limit=self.pending_limit,
         )
+
+
+def _initial_ledger(lookback: int, now: float) -> Ledger:
+    """Blocking: the ledger of a process that starts now."""
+    high = selectors.latest_event_id()
+    floor = max(high - lookback, 0)
+    present = set(selectors.event_ids_after(after=floor, limit=lookback))
+    return Ledger(high, (i for i in range(floor + 1, high) if i not in present), now)

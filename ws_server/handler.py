@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import (
     ConnectionClosed,
@@ -25,6 +27,7 @@ from websockets.exceptions import (
 )
 
 from notifications import selectors, services
+from notifications.conf import settings
 from notifications.payloads import event_payload
 from notifications.wire import (
     CloseCode,
@@ -42,9 +45,9 @@ from notifications.wire import (
 
 from .auth import AuthenticationFailed, Principal, authenticate_sessions, redeem_ticket
 from .batching import Batcher
-from .db import run_orm
-from .delivery import Frames
-from .hub import Client, Hub
+from .db import DatabaseUnavailable, run_orm
+from .delivery import Dispatcher, Frames
+from .hub import Client
 from .limits import TokenBucket
 
 __all__ = ["Handler", "HandlerConfig", "peer"]
@@ -71,8 +74,14 @@ class Catchup:
 class Handler:
     """The ``websockets`` connection handler."""
 
-    def __init__(self, hub: Hub, redis: Redis, config: HandlerConfig) -> None:
-        self.hub = hub
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        redis: Redis,
+        config: HandlerConfig,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.hub = dispatcher.hub
         self.redis = redis
         self.config = config
         # Handshakes in a storm share their queries (see batching.py). Catch-up
@@ -87,7 +96,12 @@ class Handler:
         hello = await self._receive_hello(connection)
         if hello is None:
             return
-        principal = await self._authenticate(connection, hello)
+        checked_at = time.monotonic()
+        try:
+            principal = await self._authenticate(connection, hello)
+        except (DatabaseUnavailable, RedisError, TimeoutError) as exc:
+            await self._try_again_later(connection, "authentication", exc)
+            return
         if principal is None:
             return
         if (
@@ -103,16 +117,42 @@ class Handler:
                 CloseCode.TOO_MANY_CONNECTIONS, "too many connections"
             )
             return
-        client = Client(connection, principal)
+        client = Client(connection, principal, checked_at)
         self.hub.add(client)
         try:
+            self._apply_revocations(client)
             await self._resume(client, hello.last_id)
             await self._serve(client)
+        except DatabaseUnavailable as exc:
+            await self._try_again_later(connection, "resume", exc)
         except ConnectionClosedError as exc:
             # A protocol error (an oversize frame, say) or a lost connection.
             logger.info("closing %r at %s: %s", client, peer(connection), exc)
         finally:
             self.hub.discard(client)
+
+    def _apply_revocations(self, client: Client) -> None:
+        """
+        Catch up with revocations that passed while this client authenticated.
+
+        They reached the hub before the client was in it. No await between
+        ``hub.add`` and this check, so none can slip between them either.
+        """
+        revocations = self.dispatcher.revocations
+        principal = client.principal
+        if revocations.is_ended(principal.session_digest, time.monotonic()):
+            logger.info("closing %r: session ended", client)
+            client.close(CloseCode.SESSION_REVOKED, "session ended")
+        elif revocations.changed_since(principal.user_id, client.checked_at):
+            self.dispatcher.rechecker.request(principal.user_id)
+
+    async def _try_again_later(
+        self, connection: ServerConnection, step: str, exc: BaseException
+    ) -> None:
+        logger.info(
+            "refused %s: %s unavailable (%s)", peer(connection), step, exc or "timeout"
+        )
+        await connection.close(CloseCode.TRY_AGAIN_LATER, "try again later")
 
     async def _receive_hello(self, connection: ServerConnection) -> Hello | None:
         try:
@@ -151,7 +191,10 @@ class Handler:
         ticket_user: int | None = None
         try:
             if hello.ticket is not None:
-                session_key, ticket_user = await redeem_ticket(hello.ticket, self.redis)
+                async with asyncio.timeout(settings.REDIS_TIMEOUT):
+                    session_key, ticket_user = await redeem_ticket(
+                        hello.ticket, self.redis
+                    )
             else:
                 session_key = getattr(connection, "session_key", None)
             if session_key is None:
@@ -192,6 +235,8 @@ class Handler:
                 user_id=client.principal.user_id,
                 username=client.principal.username,
                 unread=catchup.unread,
+                # Everything up to here was replayed or is held below.
+                cursor=self.dispatcher.ledger.cursor,
             )
         )
         replayed = {event_id for event_id, _frame in catchup.frames}
@@ -230,23 +275,27 @@ class Handler:
             except ProtocolError as exc:
                 await client.connection.send(encode_error(exc.code, exc.message))
                 continue
-            user_id = client.principal.user_id
-            if isinstance(message, MarkRead):
-                await run_orm(
-                    services.mark_read, user_id=user_id, event_id=message.event_id
-                )
-            elif isinstance(message, MarkAllRead):
-                await run_orm(
-                    services.mark_all_read, user_id=user_id, up_to=message.up_to
-                )
-            elif isinstance(message, Dismiss):
-                await run_orm(
-                    services.dismiss, user_id=user_id, event_id=message.event_id
-                )
-            else:
+            if isinstance(message, Hello):
                 await client.connection.send(
                     encode_error("unexpected_hello", "already authenticated")
                 )
+                continue
+            try:
+                await run_orm(apply_command, client.principal.user_id, message)
+            except DatabaseUnavailable:
+                await client.connection.send(
+                    encode_error("unavailable", "the database is unavailable; retry")
+                )
+
+
+def apply_command(user_id: int, message: MarkRead | MarkAllRead | Dismiss) -> None:
+    """Blocking: apply a client's read-state command for ``user_id``."""
+    if isinstance(message, MarkRead):
+        services.mark_read(user_id=user_id, event_id=message.event_id)
+    elif isinstance(message, MarkAllRead):
+        services.mark_all_read(user_id=user_id, up_to=message.up_to)
+    else:
+        services.dismiss(user_id=user_id, event_id=message.event_id)
 
 
 def load_catchups(
@@ -280,7 +329,7 @@ def load_catchups(
         ids={event_id for ids in missed.values() for event_id in ids}
     )
     frames = {
-        event_id: encode_notification(event_payload(event))
+        event_id: encode_notification(event_payload(event), cursor=None)
         for event_id, event in events.items()
     }
     catchups = {}

@@ -32,11 +32,22 @@ class Client:
     ``pending`` (bounded), so nothing is sent out of order or twice.
     """
 
-    __slots__ = ("_closing", "connection", "overflowed", "pending", "principal")
+    __slots__ = (
+        "_closing",
+        "checked_at",
+        "connection",
+        "overflowed",
+        "pending",
+        "principal",
+    )
 
-    def __init__(self, connection: ServerConnection, principal: Principal) -> None:
+    def __init__(
+        self, connection: ServerConnection, principal: Principal, checked_at: float
+    ) -> None:
         self.connection = connection
         self.principal = principal
+        # When the lookup that authorized ``principal`` started (monotonic).
+        self.checked_at = checked_at
         self.pending: deque[tuple[int | None, str]] | None = deque()
         self.overflowed = False
         self._closing: asyncio.Task[None] | None = None
@@ -49,6 +60,11 @@ class Client:
             self.pending.clear()
         if not self.overflowed:
             self.pending.append((event_id, frame))
+
+    @property
+    def closing(self) -> bool:
+        """Closed by the server: nothing more is sent to it."""
+        return self._closing is not None
 
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake without waiting for it (idempotent)."""
@@ -125,7 +141,11 @@ class Hub:
 
     def expired(self, now: float) -> list[Client]:
         """Clients whose session has expired by ``now`` (epoch seconds)."""
-        return [client for client in self._all if client.principal.expires_at <= now]
+        return [
+            client
+            for client in self._all
+            if client.principal.expires_at <= now and not client.closing
+        ]
 
 
 def _discard(index: dict[K, set[Client]], key: K, client: Client) -> None:

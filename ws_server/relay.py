@@ -1,28 +1,37 @@
 """
-Read the Redis stream that Django publishes to, and survive Redis outages.
+Read the Redis stream that Django publishes to, and survive Redis faults.
 
 Every ws_server process reads the whole stream (each must reach its own
-clients), starting from the newest entry when it starts. It remembers the id
-of the last entry it read: when the connection drops, it reconnects with
-exponential backoff and full jitter, logs the outage once and the recovery
-once, then asks the dispatcher to catch up from the database (which has every
-committed event, including those whose publish failed while Redis was down)
-before reading the stream again from where it stopped.
+clients), starting from the newest entry when it starts: older events are in
+the database, and the sweep (``ws_server.reconcile``) delivers any it
+missed. The relay remembers the id of the last entry it read. When Redis
+fails or stops answering (a read that doesn't return within its block time
+plus a margin means a hung server), it reconnects with exponential backoff
+and full jitter, logs the outage once and the recovery once, and reads on
+from where it stopped.
+
+Revocations published while the stream was out of reach are lost, and so
+are entries trimmed before this relay read them: in both cases every
+connection is re-checked against the database before the relay reads
+anything more, so no backlog reaches a socket that was revoked meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from typing import cast
 
 import redis.asyncio as aioredis
+from redis.backoff import FullJitterBackoff
 from redis.exceptions import RedisError
 
 from notifications.wire import RedisMessage, UnknownVersion, decode_redis
 
+from .db import DatabaseUnavailable
 from .delivery import Dispatcher
+from .maintenance import Rechecker
+from .reconcile import Sweeper
 
 __all__ = ["Relay"]
 
@@ -30,80 +39,82 @@ logger = logging.getLogger(__name__)
 
 StreamEntries = list[tuple[bytes, dict[bytes, bytes]]]
 
-# XREAD blocks this long per call; an idle connection still proves it's alive.
-BLOCK_MS = 5_000
+# XREAD blocks this long per call; no answer within it plus a margin means a
+# hung Redis (a live one answers an idle XREAD when the block time is up).
+BLOCK_MS = 1_000
+HANG_MARGIN = 2.0
 BATCH = 512
 
 
-class Backoff:
-    """Exponential backoff with full jitter: 0 to min(cap, base * 2**n)."""
-
-    def __init__(self, base: float = 0.1, cap: float = 5.0) -> None:
-        self.base = base
-        self.cap = cap
-        self.attempts = 0
-
-    def next_delay(self) -> float:
-        delay = random.uniform(0, min(self.cap, self.base * 2**self.attempts))
-        self.attempts += 1
-        return delay
-
-    def reset(self) -> None:
-        self.attempts = 0
-
-
 class Relay:
-    def __init__(self, redis_url: str, stream: str, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        stream: str,
+        dispatcher: Dispatcher,
+        rechecker: Rechecker,
+        sweeper: Sweeper,
+    ) -> None:
         self.redis_url = redis_url
         self.stream = stream
         self.dispatcher = dispatcher
-        self.connected = asyncio.Event()
+        self.rechecker = rechecker
+        self.sweeper = sweeper
+        # Set while the relay reads the stream; the sweep hurries when not.
+        self.connected = sweeper.relay_connected
         self._last_entry: str | None = None
 
     async def run(self) -> None:
         """Relay until cancelled, reconnecting whenever Redis goes away."""
-        backoff = Backoff()
-        outage = False
+        backoff = FullJitterBackoff(cap=5.0, base=0.1)
+        failures = 0
         while True:
             redis = aioredis.Redis.from_url(
                 self.redis_url,
                 socket_connect_timeout=2,
-                # Longer than BLOCK_MS: a silent socket means a dead server.
-                socket_timeout=BLOCK_MS / 1000 + 5,
+                socket_timeout=BLOCK_MS / 1000 + HANG_MARGIN,
                 socket_keepalive=True,
             )
             try:
-                await self._connect(redis, recovering=outage)
-                if outage:
+                await self._connect(redis, recovering=failures > 0)
+                if failures:
                     logger.info("Redis connection restored; relaying again")
                 else:
                     logger.info("relay connected to Redis, reading %s", self.stream)
-                outage = False
-                backoff.reset()
+                failures = 0
                 await self._read_forever(redis)
             except (RedisError, OSError) as exc:
                 self.connected.clear()
-                if not outage:
+                if not failures:
                     logger.warning(
                         "Redis connection lost (%s); retrying in the background", exc
                     )
-                outage = True
-                await asyncio.sleep(backoff.next_delay())
+                failures += 1
+                await asyncio.sleep(backoff.compute(failures))
             finally:
                 await redis.aclose()
 
     async def _connect(self, redis: aioredis.Redis, *, recovering: bool) -> None:
         if self._last_entry is None:
-            # Start after the newest entry: older ones are in the database,
-            # and clients resume them with their last id.
+            # Start after the newest entry: the sweep covers what came before.
             newest = cast(StreamEntries, await redis.xrevrange(self.stream, count=1))
             self._last_entry = newest[0][0].decode() if newest else "0-0"
-        else:
-            await redis.ping()
+        elif await self._trimmed(redis) or recovering:
+            await self._recover()
         self.connected.set()
-        if recovering:
-            caught_up = await self.dispatcher.catch_up()
-            logger.info("caught up %d event(s) from the database", caught_up)
+
+    async def _recover(self) -> None:
+        """
+        Whatever was published meanwhile may be lost, revocations included:
+        re-check every connection, then deliver what the database has, and
+        only then what the stream has.
+        """
+        await self.rechecker.recheck_everyone()
+        try:
+            caught_up = await self.sweeper.catch_up()
+        except DatabaseUnavailable:
+            return  # the sweep goes on in the background
+        logger.info("caught up %d event(s) from the database", caught_up)
 
     async def _read_forever(self, redis: aioredis.Redis) -> None:
         assert self._last_entry is not None
@@ -114,14 +125,42 @@ class Relay:
                     {self.stream: self._last_entry}, count=BATCH, block=BLOCK_MS
                 ),
             )
+            entries = [
+                entry
+                for _stream, stream_entries in response
+                for entry in stream_entries
+            ]
+            if len(entries) == BATCH and await self._trimmed(redis):
+                # Fell behind the stream's MAXLEN: what was trimmed is lost.
+                await self._recover()
             messages = []
-            for _stream, entries in response:
-                for entry_id, fields in entries:
-                    self._last_entry = entry_id.decode()
-                    message = _decode(fields.get(b"m", b""))
-                    if message is not None:
-                        messages.append(message)
-            await self.dispatcher.dispatch(messages)
+            for entry_id, fields in entries:
+                self._last_entry = entry_id.decode()
+                message = _decode(fields.get(b"m", b""))
+                if message is not None:
+                    messages.append(message)
+            self.dispatcher.dispatch(messages)
+
+    async def _trimmed(self, redis: aioredis.Redis) -> bool:
+        """Tell whether entries after the last one read were trimmed away."""
+        assert self._last_entry is not None
+        oldest = cast(StreamEntries, await redis.xrange(self.stream, count=1))
+        if not oldest or _entry_id(oldest[0][0].decode()) <= _entry_id(
+            self._last_entry
+        ):
+            return False
+        logger.warning(
+            "the stream was trimmed past this relay (read up to %s, oldest is %s); "
+            "re-checking every connection",
+            self._last_entry,
+            oldest[0][0].decode(),
+        )
+        return True
+
+
+def _entry_id(entry: str) -> tuple[int, int]:
+    milliseconds, _dash, sequence = entry.partition("-")
+    return int(milliseconds), int(sequence or 0)
 
 
 def _decode(raw: bytes) -> RedisMessage | None:

@@ -1,9 +1,10 @@
 """
 Run the WebSocket server: handshake checks, the relay, and a clean shutdown.
 
-Shutdown order: stop accepting and close every connection with 1001 (going
-away; clients reconnect elsewhere and resume), then stop the relay, then close
-Redis. SIGINT and SIGTERM only set an event.
+Shutdown order: stop the background loops (relay, sweep, re-check), stop
+accepting and close every connection with 1001 (going away; clients
+reconnect elsewhere and resume) within ``NOTIFICATIONS_SHUTDOWN_TIMEOUT``,
+then close Redis. SIGINT and SIGTERM only set an event.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import contextlib
 import http
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
 from django.conf import settings as django_settings
@@ -29,6 +31,8 @@ from .db import start_orm_threads
 from .delivery import Dispatcher
 from .handler import Handler, HandlerConfig, peer
 from .hub import Hub
+from .maintenance import Rechecker, Revocations
+from .reconcile import Sweeper
 from .relay import Relay
 
 __all__ = ["run_server"]
@@ -38,6 +42,10 @@ logger = logging.getLogger(__name__)
 WEBSOCKET_PATH = "/ws"
 HEALTH_PATH = "/healthz"
 
+
+#: Seconds a revocation is remembered for connections still authenticating
+#: (at least twice the bound on their database lookup).
+REVOCATION_HORIZON = 60.0
 
 #: Pending connections the kernel queues for us (capped by net.core.somaxconn).
 ACCEPT_BACKLOG = 2048
@@ -84,14 +92,33 @@ async def run_server(host: str, port: int, *, reuse_port: bool = False) -> None:
     start_orm_threads(loop)
 
     hub = Hub()
+    revocations = Revocations(horizon=max(REVOCATION_HORIZON, 2 * settings.DB_TIMEOUT))
+    rechecker = Rechecker(hub, revocations, interval=settings.RECHECK_INTERVAL)
     dispatcher = Dispatcher(
-        hub, max_buffer=settings.WS_MAX_BUFFER, pending_limit=settings.WS_PENDING_LIMIT
+        hub,
+        revocations,
+        rechecker,
+        max_buffer=settings.WS_MAX_BUFFER,
+        pending_limit=settings.WS_PENDING_LIMIT,
     )
     await dispatcher.start()
-    relay = Relay(django_settings.REDIS_URL, stream_key(), dispatcher)
-    redis = aioredis.Redis.from_url(django_settings.REDIS_URL, socket_connect_timeout=2)
+    sweeper = Sweeper(
+        dispatcher,
+        rechecker,
+        asyncio.Event(),
+        interval=settings.SWEEP_INTERVAL,
+        gap_timeout=settings.GAP_TIMEOUT,
+    )
+    relay = Relay(
+        django_settings.REDIS_URL, stream_key(), dispatcher, rechecker, sweeper
+    )
+    redis = aioredis.Redis.from_url(
+        django_settings.REDIS_URL,
+        socket_connect_timeout=settings.REDIS_TIMEOUT,
+        socket_timeout=settings.REDIS_TIMEOUT,
+    )
     handler = Handler(
-        hub,
+        dispatcher,
         redis,
         HandlerConfig(
             auth_timeout=settings.AUTH_TIMEOUT,
@@ -120,20 +147,27 @@ async def run_server(host: str, port: int, *, reuse_port: bool = False) -> None:
             backlog=ACCEPT_BACKLOG,
         ) as server:
             _log_listening(server)
-            await _serve_until_stopped(relay, dispatcher, stop)
+            await _serve_until_stopped(
+                {
+                    "relay": relay.run(),
+                    "sweep": sweeper.run(),
+                    "recheck": rechecker.run(),
+                },
+                stop,
+            )
             logger.info("shutting down: closing %d connection(s)", len(hub))
+            await _drain(server)
     finally:
         await redis.aclose()
     logger.info("stopped")
 
 
 async def _serve_until_stopped(
-    relay: Relay, dispatcher: Dispatcher, stop: asyncio.Event
+    loops: dict[str, Coroutine[Any, Any, None]], stop: asyncio.Event
 ) -> None:
-    """Run the background tasks until a stop is requested or one of them fails."""
+    """Run the background loops until a stop is requested or one of them fails."""
     workers: list[asyncio.Task[object]] = [
-        asyncio.create_task(relay.run(), name="relay"),
-        asyncio.create_task(dispatcher.maintain(), name="maintenance"),
+        asyncio.create_task(loop, name=name) for name, loop in loops.items()
     ]
     stop_task = asyncio.create_task(stop.wait(), name="stop")
     tasks: list[asyncio.Task[object]] = [*workers, stop_task]
@@ -141,8 +175,9 @@ async def _serve_until_stopped(
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for worker in workers:
             if worker.done():
-                # Workers only return by failing: let the process die loudly
-                # rather than serve clients who would never get an event.
+                # The loops ride out Redis and database outages; one that
+                # ends has a bug: die loudly rather than serve clients who
+                # would never get an event.
                 worker.result()
     finally:
         for task in tasks:
@@ -150,6 +185,24 @@ async def _serve_until_stopped(
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def _drain(server: Server) -> None:
+    """Close every connection with 1001; drop whoever lingers past the timeout."""
+    timeout = settings.SHUTDOWN_TIMEOUT
+    server.close()
+    try:
+        async with asyncio.timeout(timeout):
+            await server.wait_closed()
+    except TimeoutError:
+        lingering = server.connections
+        logger.warning(
+            "%d connection(s) still open after %ss; dropping them",
+            len(lingering),
+            timeout,
+        )
+        for connection in lingering:
+            connection.transport.abort()
 
 
 def _log_listening(server: Server) -> None:

@@ -21,7 +21,11 @@ const toasts = document.getElementById("toasts");
 const AUTH_CLOSE_CODES = new Set([4001, 4003]);
 
 const items = new Map(); // event id -> <li>
-let lastId = 0; // highest event id shown; sent as last_id on reconnect
+let lastId = 0; // highest event id shown ("mark all read" goes up to it)
+// Where to resume from: the server's cursor (docs/protocol.md). It can be
+// below lastId while an older event is still being committed; until the
+// first frame, the page's newest id.
+let cursor = null;
 let nextBefore = null; // cursor for older pages
 let socket = null;
 let retries = 0;
@@ -163,7 +167,7 @@ async function markAllRead() {
 // Same host (any port): the browser sends Django's session cookie with the
 // handshake. Another host: fetch a short-lived ticket and send it first.
 async function helloMessage() {
-  const hello = { type: "hello", last_id: lastId };
+  const hello = { type: "hello", last_id: cursor ?? lastId };
   if (new URL(config.wsUrl).hostname !== location.hostname) {
     hello.ticket = (await api(config.ticketUrl, { method: "POST" })).ticket;
   }
@@ -209,14 +213,20 @@ function scheduleReconnect() {
   setTimeout(connect, delay);
 }
 
+function advanceCursor(value) {
+  if (typeof value === "number") cursor = Math.max(cursor ?? 0, value);
+}
+
 function handle(message) {
   switch (message.type) {
     case "welcome":
+      advanceCursor(message.cursor);
       retries = 0;
       setState("live", "live");
       setUnread(message.unread);
       break;
     case "notification":
+      advanceCursor(message.cursor);
       if (show(message, { live: true })) {
         setUnread(Number(unreadBadge.textContent) + 1);
       }

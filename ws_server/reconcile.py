@@ -1,0 +1,142 @@
+"""
+Reconciliation: deliver from the database whatever the Redis stream didn't.
+
+The database is the log and Redis the fast path. Every
+``NOTIFICATIONS_SWEEP_INTERVAL`` seconds the sweep asks the database, in one
+index range scan, for committed event ids this process has not delivered:
+above the ledger's highest id, or in its gaps. Whatever way an event missed
+the stream (a publish that failed on Django's side, Redis killed, hung or
+trimmed, a relay that started late, a transaction that committed after a
+newer one) it turns up here.
+
+An event is taken from the database only once it has been missing for a
+whole sweep interval, since the stream normally brings it within
+milliseconds of the commit; while the relay is disconnected, at once. The
+bound from commit to socket is therefore two sweep intervals plus the
+queries (about 1 s with the defaults); idle, a sweep costs one query.
+
+A missing event means a stream that dropped things, and revocations travel
+on the same stream: its recipients are re-checked first, unless they were
+checked since the event went missing, so a socket whose logout was lost with
+the event doesn't receive it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from notifications import selectors
+from notifications.payloads import audience_spec, event_payload
+from notifications.wire import EventMessage, event_message
+
+from .db import DatabaseUnavailable, run_orm
+from .delivery import Dispatcher
+from .hub import Client, Hub
+from .maintenance import Rechecker
+
+__all__ = ["Sweeper"]
+
+logger = logging.getLogger(__name__)
+
+#: Most event ids one sweep looks at; the next sweep goes on from there.
+BATCH_SIZE = 1_000
+
+
+class Sweeper:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        rechecker: Rechecker,
+        relay_connected: asyncio.Event,
+        *,
+        interval: float,
+        gap_timeout: float,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.rechecker = rechecker
+        self.relay_connected = relay_connected
+        self.interval = interval
+        self.gap_timeout = gap_timeout
+        # Missing event id -> when a sweep first found it missing.
+        self._missing: dict[int, float] = {}
+
+    async def run(self) -> None:
+        """Sweep forever; a database outage only delays the next sweep."""
+        while True:
+            with contextlib.suppress(DatabaseUnavailable):  # logged by run_orm
+                await self.sweep()
+            await asyncio.sleep(self.interval)
+
+    async def catch_up(self) -> int:
+        """
+        Deliver everything missing now, without waiting a sweep interval.
+
+        The relay calls this after an outage, before reading the stream on,
+        so the events committed meanwhile arrive before the newer ones.
+        """
+        delivered = 0
+        while count := await self.sweep(hurry=True):
+            delivered += count
+        return delivered
+
+    async def sweep(self, *, hurry: bool = False) -> int:
+        """Deliver the events that are due (all missing ones if ``hurry``)."""
+        ledger = self.dispatcher.ledger
+        for gap in ledger.expire(time.monotonic(), self.gap_timeout):
+            logger.debug("stopped waiting for event %d (rolled back?)", gap)
+        ids = await run_orm(
+            selectors.event_ids_after,
+            after=ledger.high,
+            also=ledger.gaps,
+            limit=BATCH_SIZE,
+        )
+        now = time.monotonic()
+        self._missing = {
+            event_id: self._missing.get(event_id, now)
+            for event_id in ids
+            if ledger.is_new(event_id)
+        }
+        hurry = hurry or not self.relay_connected.is_set()
+        due = [
+            event_id
+            for event_id, since in self._missing.items()
+            if hurry or since < now
+        ]
+        if not due:
+            return 0
+        events = await run_orm(_load_events, due)
+        missing_since = min(self._missing.get(event.event_id, now) for event in events)
+        await self.rechecker.recheck(
+            _unchecked_recipients(self.dispatcher.hub, events, missing_since)
+        )
+        fresh = [event for event in events if ledger.is_new(event.event_id)]
+        self.dispatcher.deliver(fresh)
+        if fresh:
+            logger.info(
+                "reconciled %d event(s) from the database (%d to %d)",
+                len(fresh),
+                fresh[0].event_id,
+                fresh[-1].event_id,
+            )
+        return len(fresh)
+
+
+def _unchecked_recipients(
+    hub: Hub, events: list[EventMessage], since: float
+) -> list[Client]:
+    """The connected recipients of ``events`` not authenticated since ``since``."""
+    recipients: set[Client] = set()
+    for event in events:
+        recipients.update(hub.recipients(event.audience))
+    return [client for client in recipients if client.checked_at < since]
+
+
+def _load_events(ids: list[int]) -> list[EventMessage]:
+    """Blocking: the events with these ids, as the stream would carry them."""
+    return [
+        event_message(event_payload(event), audience_spec(event))
+        for event in selectors.events_with_audience(ids=ids)
+    ]
