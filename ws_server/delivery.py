@@ -68,6 +68,13 @@ def send(
         elif client.connection.transport.get_write_buffer_size() > max_buffer:
             logger.info("closing slow client %r", client)
             client.close(CloseCode.TOO_SLOW, "too slow")
+        elif client.ahead:
+            # Rare: just resumed, and the replay read some of these first.
+            own = [
+                frame for event_id, frame in items if not client.already_sent(event_id)
+            ]
+            if own:
+                Frames(own).write_to(client.connection)
         else:
             frames.write_to(client.connection)
 

@@ -34,6 +34,7 @@ class Client:
 
     __slots__ = (
         "_closing",
+        "ahead",
         "checked_at",
         "connection",
         "overflowed",
@@ -49,6 +50,9 @@ class Client:
         # When the lookup that authorized ``principal`` started (monotonic).
         self.checked_at = checked_at
         self.pending: deque[tuple[int | None, str]] | None = deque()
+        # Replayed from the database before this process relayed them: when
+        # they arrive live they are not sent again.
+        self.ahead: set[int] = set()
         self.overflowed = False
         self._closing: asyncio.Task[None] | None = None
 
@@ -60,6 +64,13 @@ class Client:
             self.pending.clear()
         if not self.overflowed:
             self.pending.append((event_id, frame))
+
+    def already_sent(self, event_id: int | None) -> bool:
+        """Tell whether ``event_id`` went out in the replay (once only)."""
+        if event_id is None or event_id not in self.ahead:
+            return False
+        self.ahead.discard(event_id)
+        return True
 
     @property
     def closing(self) -> bool:

@@ -130,7 +130,7 @@ class Relay:
                 for _stream, stream_entries in response
                 for entry in stream_entries
             ]
-            if len(entries) == BATCH and await self._trimmed(redis):
+            if entries and await self._trimmed(redis):
                 # Fell behind the stream's MAXLEN: what was trimmed is lost.
                 await self._recover()
             messages = []
@@ -142,8 +142,17 @@ class Relay:
             self.dispatcher.dispatch(messages)
 
     async def _trimmed(self, redis: aioredis.Redis) -> bool:
-        """Tell whether entries after the last one read were trimmed away."""
+        """
+        Tell whether entries after the last one read may have been trimmed.
+
+        Conservative: true whenever the oldest entry left is newer than the
+        last one read (which may itself have gone, with nothing after it).
+        One extra round trip per read. A stream that was empty when the
+        relay started has no last entry to compare with.
+        """
         assert self._last_entry is not None
+        if self._last_entry == "0-0":
+            return False
         oldest = cast(StreamEntries, await redis.xrange(self.stream, count=1))
         if not oldest or _entry_id(oldest[0][0].decode()) <= _entry_id(
             self._last_entry
