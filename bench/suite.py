@@ -267,6 +267,8 @@ def bench_env(
         "SESSION_ENGINE": SESSION_ENGINES[options.session_engine],
         "NOTIFICATIONS_REDIS_PREFIX": prefix,
         "NOTIFICATIONS_WS_ORIGINS": ORIGIN,
+        # The load clients open thousands of connections from each address.
+        "NOTIFICATIONS_WS_MAX_CONNECTIONS_PER_ADDRESS": "0",
         "BENCH_CHANNELS_PREFIX": f"{prefix}-asgi",
         "LOG_LEVEL": "INFO",
     }

@@ -27,6 +27,7 @@ from websockets.typing import Origin
 from notifications.broker import stream_key
 from notifications.conf import settings
 
+from .connection import ConnectionLimits, guarded_connection
 from .db import start_orm_threads
 from .delivery import Dispatcher
 from .handler import Handler, HandlerConfig, peer
@@ -52,13 +53,27 @@ ACCEPT_BACKLOG = 2048
 
 
 def process_request(connection: ServerConnection, request: Request) -> Response | None:
-    """Answer health checks, refuse unknown paths, note the session cookie."""
+    """Refuse oversize headers and unknown paths, answer health checks, note cookies."""
+    # websockets accepts 128 headers of 8 KB; each connection would keep them.
+    size = sum(len(name) + len(value) for name, value in request.headers.raw_items())
+    if size > settings.WS_MAX_HEADER_BYTES:
+        logger.info(
+            "refused %s: request headers of %d bytes, over %d (HTTP 431)",
+            peer(connection),
+            size,
+            settings.WS_MAX_HEADER_BYTES,
+        )
+        return connection.respond(
+            http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "Request Header Fields Too Large\n",
+        )
     path = request.path.partition("?")[0]
     if path == HEALTH_PATH:
         return connection.respond(http.HTTPStatus.OK, "OK\n")
     if path != WEBSOCKET_PATH:
         return connection.respond(http.HTTPStatus.NOT_FOUND, "Not Found\n")
-    cookies = parse_cookie(request.headers.get("Cookie", ""))
+    # Clients and proxies may split cookies over several headers (HTTP/2 does).
+    cookies = parse_cookie("; ".join(request.headers.get_all("Cookie")))
     # Checked in the handler, once the Origin check has passed.
     connection.session_key = cookies.get(django_settings.SESSION_COOKIE_NAME)  # type: ignore[attr-defined]
     return None
@@ -141,6 +156,18 @@ async def run_server(host: str, port: int, *, reuse_port: bool = False) -> None:
             # A client we close for flooding has its close frame queued behind
             # frames we no longer read: don't wait long for it.
             close_timeout=2,
+            # Sockets that never finish the HTTP upgrade; "hello" has its own.
+            open_timeout=settings.WS_OPEN_TIMEOUT,
+            # Bounds below the handler: connections per address and per file
+            # descriptor limit, ping/pong rate, buffered output.
+            create_connection=guarded_connection(
+                ConnectionLimits(
+                    control_rate=settings.WS_CONTROL_RATE_LIMIT,
+                    control_burst=settings.WS_CONTROL_RATE_BURST,
+                    max_buffer=settings.WS_MAX_BUFFER,
+                    max_per_address=settings.WS_MAX_CONNECTIONS_PER_ADDRESS,
+                )
+            ),
             reuse_port=reuse_port,
             # After a restart every browser comes back at once: a short accept
             # queue would drop their SYNs and make them retry a second later.
