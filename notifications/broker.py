@@ -6,22 +6,52 @@ Every key starts with ``NOTIFICATIONS_REDIS_PREFIX`` so that several projects
 """
 
 import functools
+from typing import Any
 
 import redis
 from django.conf import settings as django_settings
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
+from .breaker import CircuitBreaker
 from .conf import settings
 
-__all__ = ["get_redis", "stream_key", "ticket_key"]
+__all__ = ["GuardedRedis", "get_redis", "stream_key", "ticket_key"]
+
+
+class GuardedRedis(redis.Redis):
+    """
+    A client whose every command goes through a circuit breaker.
+
+    While the breaker is open a command raises ``CircuitOpen`` (a
+    ``redis.ConnectionError``) without touching the network. Pipelines and
+    pub/sub bypass it; Django's side uses neither.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.breaker = CircuitBreaker(lambda: settings.PUBLISH_COOLDOWN)
+        super().__init__(*args, **kwargs)
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        return self.breaker.call(super().execute_command, *args, **options)
 
 
 @functools.cache
-def get_redis() -> redis.Redis:
-    """Return this process's client; short timeouts keep requests snappy."""
-    return redis.Redis.from_url(
+def get_redis() -> GuardedRedis:
+    """
+    Return this process's client, sized for running inside requests.
+
+    Connecting and each answer wait at most ``NOTIFICATIONS_PUBLISH_TIMEOUT``,
+    redis-py never retries a command (a retry after a timeout would double
+    the wait), and after a failure the breaker skips Redis for
+    ``NOTIFICATIONS_PUBLISH_COOLDOWN`` seconds. Settings are read when the
+    client is made: call ``get_redis.cache_clear()`` after changing them.
+    """
+    return GuardedRedis.from_url(
         django_settings.REDIS_URL,
-        socket_connect_timeout=1,
-        socket_timeout=1,
+        socket_connect_timeout=settings.PUBLISH_TIMEOUT,
+        socket_timeout=settings.PUBLISH_TIMEOUT,
+        retry=Retry(NoBackoff(), retries=0),
         health_check_interval=30,
         decode_responses=True,
     )

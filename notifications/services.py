@@ -74,7 +74,7 @@ def send_event(
     if audience == Audience.USERS:
         event.users.set(users)
     _fan_out(event)
-    transaction.on_commit(partial(publishing.publish_event, event))
+    transaction.on_commit(partial(publishing.publish_event, event), robust=True)
     return event
 
 
@@ -149,5 +149,7 @@ def _announce(
     """Count what is unread now; if anything changed, tell every tab on commit."""
     unread = selectors.unread_count(user_id=user_id)
     if changed:
-        transaction.on_commit(partial(publish, user_id, unread=unread, **fields))
+        transaction.on_commit(
+            partial(publish, user_id, unread=unread, **fields), robust=True
+        )
     return InboxChange(changed, unread)

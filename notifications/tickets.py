@@ -37,7 +37,13 @@ class InvalidTicket(Exception):
 
 
 def issue_ticket(request: HttpRequest) -> str:
-    """Issue a ticket for the logged-in user of ``request``'s session."""
+    """
+    Issue a ticket for the logged-in user of ``request``'s session.
+
+    Raise ``redis.RedisError`` if Redis fails: after one short timeout (see
+    ``broker.get_redis``), or at once (``CircuitOpen``) while it is known to
+    be failing.
+    """
     session_key = request.session.session_key
     if session_key is None:
         raise ValueError("issue_ticket() needs a saved session")

@@ -12,6 +12,7 @@ Stdlib only: this runs before the project's virtualenv exists.
 import importlib.util
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -126,6 +127,13 @@ class RedisServer:
         self._workdir: Path | None = None
 
     @property
+    def pid(self) -> int:
+        """The running server's process id (fault tests SIGSTOP it)."""
+        if self._process is None:
+            raise RuntimeError("redis-server is not running")
+        return self._process.pid
+
+    @property
     def url(self) -> str:
         """The URL clients use; it stays the same across restarts."""
         return f"redis://127.0.0.1:{self.port}/0"
@@ -160,6 +168,8 @@ class RedisServer:
     def stop(self) -> None:
         """Stop the server with SIGTERM (SIGKILL if it lingers); a no-op if stopped."""
         if self._process is not None:
+            # A paused server would leave SIGTERM pending until the SIGKILL.
+            self._process.send_signal(signal.SIGCONT)
             stop_processes([self._process], STOP_TIMEOUT)
         self._discard()
 
@@ -169,6 +179,14 @@ class RedisServer:
             self._process.kill()
             self._process.wait(STOP_TIMEOUT)
         self._discard()
+
+    def pause(self) -> None:
+        """Freeze the server with SIGSTOP, as a hung Redis: it accepts, never answers."""
+        self._running().send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server run again (SIGCONT); it answers what it queued."""
+        self._running().send_signal(signal.SIGCONT)
 
     def restart(self) -> None:
         """Stop the server if it runs, then start it again on the same port."""
@@ -181,6 +199,11 @@ class RedisServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        if self._process is None:
+            raise RuntimeError(f"redis-server is not running on port {self.port}")
+        return self._process
 
     def _wait_until_ready(self) -> None:
         """Poll with PING until the server answers; clean up and explain if not."""
