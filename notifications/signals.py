@@ -1,18 +1,25 @@
 """
 Thin receivers: turn auth changes into control messages for open sockets.
 
-Logout, session deletion, password changes, deactivation, deletion and group
-changes must reach every ws_server process, so they travel on the same Redis
-stream as events, after the change commits. Deleting a database session covers
-logout, ``flush()``, key rotation and ``clearsessions`` alike.
+Logout, password changes, deactivation, deletion and group changes must reach
+every ws_server process, so they travel on the same Redis stream as events,
+after the change commits. Logging out announces the session's end whatever
+the session engine, database sessions included.
+
+Nothing listens to ``Session`` rows: a delete receiver there turns off
+Django's fast delete, so ``clearsessions`` would load every expired row and
+publish once per row. A session row deleted some other way (the admin,
+``QuerySet.delete()``) is caught by the ws_server's periodic re-check, and an
+expired one by its expiry check. So are changes no signal announces
+(``QuerySet.update()``, raw SQL, a deleted group).
 """
 
+from collections.abc import Callable, Iterable
 from functools import partial
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
-from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
-from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
@@ -21,45 +28,55 @@ from . import publishing
 
 User = get_user_model()
 
+#: The user fields an open socket depends on: who it is (the session hash is
+#: derived from the password) and whether it may stay open.
+SOCKET_FIELDS = frozenset(
+    {"password", "is_active", "is_staff", "is_superuser", User.USERNAME_FIELD}
+)
+#: Where ``pre_clear`` leaves a group's members for ``post_clear``.
+CLEARED_MEMBERS = "_notifications_cleared_members"
+
 
 @receiver(user_logged_out, dispatch_uid="notifications.session_ended")
 def end_session(sender, request, user, **kwargs) -> None:
-    # Database-backed sessions announce their row's deletion (session_deleted
-    # below) when logout flushes them; others are announced here. Sent before
-    # Django flushes the session, so the key is still there.
-    if isinstance(request.session, DatabaseSessionStore):
-        return
+    # Sent before logout() flushes the session, so the key is still there.
     session_key = request.session.session_key
     if session_key:
-        transaction.on_commit(partial(publishing.publish_session_ended, session_key))
-
-
-@receiver(post_delete, sender=Session, dispatch_uid="notifications.session_deleted")
-def session_deleted(sender, instance, **kwargs) -> None:
-    # Database sessions: a flush, an admin deleting the row, clearsessions.
-    transaction.on_commit(
-        partial(publishing.publish_session_ended, instance.session_key)
-    )
+        _on_commit(publishing.publish_session_ended, session_key)
 
 
 @receiver(post_save, sender=User, dispatch_uid="notifications.user_saved")
 def user_saved(sender, instance, created, update_fields, **kwargs) -> None:
-    # Logging in updates last_login only; that changes nothing a socket uses.
-    if created or (update_fields and set(update_fields) <= {"last_login"}):
+    # A save of named fields (last_login at login, a profile edit) that
+    # changes nothing a socket uses is not announced; a full save may have.
+    if created or (update_fields is not None and not SOCKET_FIELDS & update_fields):
         return
-    transaction.on_commit(partial(publishing.publish_user_changed, instance.pk))
+    _on_commit(publishing.publish_user_changed, instance.pk)
 
 
 @receiver(post_delete, sender=User, dispatch_uid="notifications.user_deleted")
 def user_deleted(sender, instance, **kwargs) -> None:
-    transaction.on_commit(partial(publishing.publish_user_changed, instance.pk))
+    _on_commit(publishing.publish_user_changed, instance.pk)
 
 
 @receiver(m2m_changed, sender=User.groups.through, dispatch_uid="notifications.groups")
 def groups_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
-    if action not in {"post_add", "post_remove", "post_clear"}:
-        return
-    # From the group's side (group.user_set.add(...)), pk_set holds users.
-    user_ids = (pk_set or ()) if reverse else [instance.pk]
+    if not reverse:  # user.groups.add/remove/clear(): instance is the user
+        if action == "post_clear" or (action in {"post_add", "post_remove"} and pk_set):
+            _users_changed([instance.pk])
+    elif action == "pre_clear":  # group.user_set.clear(): post_clear has no pk_set
+        members = User._default_manager.filter(groups=instance)
+        setattr(instance, CLEARED_MEMBERS, list(members.values_list("pk", flat=True)))
+    elif action == "post_clear":
+        _users_changed(instance.__dict__.pop(CLEARED_MEMBERS, ()))
+    elif action in {"post_add", "post_remove"}:  # pk_set holds the users
+        _users_changed(pk_set)
+
+
+def _users_changed(user_ids: Iterable[int]) -> None:
     for user_id in user_ids:
-        transaction.on_commit(partial(publishing.publish_user_changed, user_id))
+        _on_commit(publishing.publish_user_changed, user_id)
+
+
+def _on_commit(publish: Callable[..., None], *args: Any) -> None:
+    transaction.on_commit(partial(publish, *args), robust=True)
