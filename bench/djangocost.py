@@ -4,6 +4,10 @@ What live notifications cost the Django side, measured in its own process.
 * Publishing: the milliseconds that ``send_event``'s ``on_commit`` publish
   (one XADD) adds to the request that sends an event, next to the whole
   ``send_event`` call for a one-recipient event.
+* Publishing while Redis hangs: the same ``send_event`` calls with a private
+  redis-server frozen (SIGSTOP). The first request waits one
+  ``NOTIFICATIONS_PUBLISH_TIMEOUT``; the circuit breaker skips Redis for the
+  ones after it.
 * Database fan-out: ``send_event`` to "everyone" with 100,000 active users,
   which inserts 100,000 inbox rows in one INSERT ... SELECT.
 
@@ -55,6 +59,52 @@ def measure_publish(repeats: int) -> dict[str, Any]:
         "repeats": repeats,
         "send_event_ms": _percentiles(totals),
         "publish_ms": _percentiles(publishes),
+    }
+
+
+def measure_publish_hung(repeats: int) -> dict[str, Any]:
+    """
+    Time ``send_event`` for one recipient, back to back, while Redis hangs.
+
+    A private redis-server (never the run's: other processes use that one)
+    takes one publish first, so the client holds a pooled connection as in a
+    process that has been serving, then is paused with SIGSTOP: connections
+    are accepted and nothing answers, as with a hung Redis.
+    """
+    from django.contrib.auth import get_user_model
+    from django.test import override_settings
+
+    from notifications.broker import get_redis
+    from notifications.conf import settings
+    from notifications.models import Audience
+    from notifications.services import send_event
+    from scripts.redis_server import RedisServer
+
+    recipient, _created = get_user_model()._default_manager.get_or_create(
+        username=f"{USERNAME_PREFIX}hung-recipient"
+    )
+    send = partial(send_event, audience=Audience.USERS, users=[recipient])
+    timings = []
+    with RedisServer() as server, override_settings(REDIS_URL=server.url):
+        get_redis.cache_clear()
+        try:
+            send(title="warm-up")
+            server.pause()
+            for i in range(repeats):
+                started = time.perf_counter()
+                send(title=f"hung {i}")
+                timings.append(time.perf_counter() - started)
+        finally:
+            get_redis.cache_clear()
+    timeout = settings.PUBLISH_TIMEOUT
+    return {
+        "repeats": repeats,
+        "publish_timeout_ms": round(timeout * 1000, 1),
+        "cooldown_s": settings.PUBLISH_COOLDOWN,
+        "first_ms": round(timings[0] * 1000, 3),
+        "send_event_ms": _percentiles(timings),
+        # Requests that waited for Redis: the first, then one per cooldown.
+        "waited": sum(t >= timeout / 2 for t in timings),
     }
 
 
@@ -117,7 +167,9 @@ def _percentiles(seconds: list[float]) -> dict[str, float]:
     ms = sorted(s * 1000 for s in seconds)
     return {
         "p50": round(statistics.median(ms), 3),
+        "p95": round(ms[min(len(ms) - 1, int(len(ms) * 0.95))], 3),
         "p99": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 3),
+        "max": round(ms[-1], 3),
         "mean": round(statistics.fmean(ms), 3),
     }
 
@@ -127,6 +179,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--fanout-repeats", type=int, default=3)
     parser.add_argument("--publish-repeats", type=int, default=200)
+    parser.add_argument(
+        "--hung-repeats", type=int, default=200, help="send_event calls, Redis hung"
+    )
     parser.add_argument("--output", required=True)
     parser.add_argument(
         "--clean-up", action="store_true", help="delete what it created (shared DB)"
@@ -139,6 +194,7 @@ def main() -> None:
     try:
         result = {
             "publish": measure_publish(options.publish_repeats),
+            "publish_hung": measure_publish_hung(options.hung_repeats),
             "fanout": measure_fanout(options.users, options.fanout_repeats),
         }
     finally:

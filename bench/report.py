@@ -309,6 +309,35 @@ def django_section(costs: dict[str, Any]) -> str:
 Broadcast to {fanout["users"]:,} users: `send_event` inserts {fanout["rows_per_event"]:,}
 inbox rows (one INSERT ... SELECT) in {fanout["median_ms"]:,} ms (median of
 {fanout["repeats"]}: {", ".join(f"{t:,}" for t in fanout["send_event_ms"])} ms).
+{hung_section(publish, costs.get("publish_hung"))}"""
+
+
+def hung_section(healthy: dict[str, Any], hung: dict[str, Any] | None) -> str:
+    """The publisher's request time while Redis hangs, next to the healthy one."""
+    if hung is None:  # results from before this figure existed
+        return ""
+    rows = [
+        ("Redis hung (SIGSTOP)", hung["send_event_ms"], f"{hung['first_ms']}"),
+        ("Redis healthy", healthy["send_event_ms"], "-"),
+    ]
+    table = "\n".join(
+        f"| {what} | {first} | "
+        + " | ".join(str(ms.get(k, "-")) for k in ("p50", "p95", "max"))
+        + " |"
+        for what, ms, first in rows
+    )
+    return f"""
+Publisher's request time while Redis hangs: {hung["repeats"]} one-recipient
+`send_event` calls back to back with a private redis-server frozen by SIGSTOP
+(after one publish, so a pooled connection is open). The first request waits
+one `NOTIFICATIONS_PUBLISH_TIMEOUT` ({hung["publish_timeout_ms"]} ms); the
+circuit breaker then skips Redis for `NOTIFICATIONS_PUBLISH_COOLDOWN`
+({hung["cooldown_s"]} s), after which one request tries again.
+{hung["waited"]} of the {hung["repeats"]} requests waited for Redis.
+
+| `send_event` to one user, ms | first request | p50 | p95 | max |
+|---|---:|---:|---:|---:|
+{table}
 """
 
 
