@@ -1,13 +1,16 @@
 """
-Revocation: logout, session deletion or expiry, password change, deactivation
-and deletion close the affected sockets within a second on every ws_server
-process (4003, which the client doesn't blindly reconnect on); group changes
-take effect without reconnecting.
+Revocation: logout, session expiry, password change, deactivation and
+deletion close the affected sockets within a second on every ws_server
+process (4003, which the client doesn't blindly reconnect on); group and
+staff changes take effect without reconnecting; changes no signal announces
+(a bulk delete of session rows, QuerySet.update) within the periodic
+re-check. Faults and handshake races: tests/test_e2e_fault_suite.py.
 """
 
 import time
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 
 from notifications import services
@@ -19,6 +22,8 @@ from tests.servers import WebSocketServerProcess
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 REVOKED = (4003, "session revoked")
+#: The periodic re-check interval of the servers that test it, seconds.
+RECHECK = 2.0
 ENDED = (4003, "session ended")
 
 
@@ -84,13 +89,51 @@ def test_account_changes_close_every_socket_of_the_user(
         assert receive(bystander)["id"] == event.pk
 
 
-def test_deleted_session_closes_its_sockets(ws_server):
-    """Deleting the session row (flush, admin, clearsessions) closes its sockets."""
+@pytest.fixture
+def quick_recheck_server(redis_prefix):
+    """A server that re-checks every connection every RECHECK seconds."""
+    env = {"NOTIFICATIONS_RECHECK_INTERVAL": str(RECHECK)}
+    with WebSocketServerProcess(redis_prefix=redis_prefix, env=env) as server:
+        yield server
+
+
+def test_deleted_session_row_closes_its_sockets_within_the_recheck(
+    quick_recheck_server,
+):
+    """A session row deleted in bulk (no signal, as clearsessions does) closes its sockets at the next re-check."""
     alice = make_user()
     browser = logged_in_client(alice)
-    with subscriber(ws_server, alice, client=browser) as ws:
+    with subscriber(quick_recheck_server, alice, client=browser) as ws:
         Session.objects.filter(pk=browser.session.session_key).delete()
-        assert close_of(ws, timeout=1) == ENDED
+        assert close_of(ws, timeout=RECHECK + 1) == REVOKED
+
+
+def test_silent_staff_demotion_stops_staff_events_within_the_recheck(
+    quick_recheck_server,
+):
+    """QuerySet.update(is_staff=False) fires no signal; the re-check stops staff events within RECHECK s."""
+    alice = make_user(staff=True)
+    with subscriber(quick_recheck_server, alice) as ws:
+        get_user_model().objects.filter(pk=alice.pk).update(is_staff=False)
+        time.sleep(RECHECK + 0.5)
+        services.send_event(title="staff only", audience=Audience.STAFF)
+        everyone = services.send_event(title="everyone")
+        assert receive(ws, timeout=2)["id"] == everyone.pk
+
+
+def test_group_cleared_from_its_side_stops_its_events(ws_server):
+    """group.user_set.clear() re-checks every former member: group events stop within a second."""
+    team = make_group()
+    alice, bob = make_user(groups=(team,)), make_user(groups=(team,))
+    with subscriber(ws_server, alice) as alice_ws, subscriber(ws_server, bob) as bob_ws:
+        since = len(ws_server.lines)
+        team.user_set.clear()
+        wait_for_recheck(ws_server, alice, since)
+        wait_for_recheck(ws_server, bob, since)
+        services.send_event(title="team", audience=Audience.GROUPS, groups=[team])
+        everyone = services.send_event(title="everyone")
+        assert receive(alice_ws)["id"] == everyone.pk
+        assert receive(bob_ws)["id"] == everyone.pk
 
 
 def test_expired_session_closes_its_sockets(ws_server):

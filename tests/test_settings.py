@@ -1,9 +1,11 @@
 """The settings module: safe defaults for the demo, refusal of insecure production."""
 
 import os
+import re
 import subprocess
 import sys
 
+from notifications.conf import DEFAULTS
 from tests.servers import BASE_DIR
 
 
@@ -41,3 +43,13 @@ def test_production_starts_with_a_real_secret_key():
 def test_no_environment_runs_the_demo():
     """With no environment at all the project is configured (DEBUG on, SQLite)."""
     assert run_check().returncode == 0
+
+
+def test_readme_configuration_table_lists_every_app_setting():
+    """Each notifications setting, with its default, has a row in the README's table."""
+    readme = (BASE_DIR / "README.md").read_text()
+    rows = dict(re.findall(r"^\| `NOTIFICATIONS_(\w+)` \| ([^|]*) \|", readme, re.M))
+    for name, default in DEFAULTS.items():
+        assert name in rows, f"NOTIFICATIONS_{name} is missing from the README"
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            assert float(rows[name].strip(" `")) == default, f"NOTIFICATIONS_{name}"
