@@ -31,9 +31,21 @@ REVOKED = {4001, 4003}
 class Connection:
     """What one WebSocket connection received, in order, with arrival times."""
 
+    resumed_from: int | None = None
     ids: list[int] = field(default_factory=list)
     frames: list[tuple[float, dict]] = field(default_factory=list)
     close: tuple[int, str] | None = None
+
+    def summary(self) -> str:
+        """One line for a failure message: where it resumed, what it got."""
+        welcome = next(
+            (f["cursor"] for _at, f in self.frames if f["type"] == "welcome"), None
+        )
+        span = f"{self.ids[0]}..{self.ids[-1]}" if self.ids else "nothing"
+        return (
+            f"resumed from {self.resumed_from}, welcome cursor {welcome}, "
+            f"{len(self.ids)} ids {span}, closed {self.close}"
+        )
 
 
 class ResumingClient:
@@ -73,7 +85,7 @@ class ResumingClient:
 
     def wait_for(self, ids: Collection[int], timeout: float) -> None:
         """Wait until every id in ``ids`` has been shown."""
-        self._wait(lambda: set(ids) <= self.shown.keys(), timeout, f"ids {ids}")
+        self._wait(lambda: set(ids) <= self.shown.keys(), timeout, "ids", ids)
 
     def wait_until_live(self, welcomes: int = 1, timeout: float = 10) -> None:
         """Wait until ``welcomes`` connections have been welcomed in all."""
@@ -97,15 +109,22 @@ class ResumingClient:
             if frame["type"] == "notification" and at > moment
         ]
 
-    def _wait(self, done: Callable[[], bool], timeout: float, what: str) -> None:
+    def _wait(
+        self,
+        done: Callable[[], bool],
+        timeout: float,
+        what: str,
+        what_ids: Collection[int] = (),
+    ) -> None:
         deadline = time.monotonic() + timeout
         with self._changed:
             while not done():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise AssertionError(
-                        f"no {what} within {timeout}s; shown {sorted(self.shown)}, "
-                        f"closes {[c.close for c in self.connections]}"
+                        f"no {what} within {timeout}s; missing "
+                        f"{sorted(set(what_ids) - self.shown.keys())}; connections: "
+                        + "; ".join(c.summary() for c in self.connections)
                     )
                 self._changed.wait(min(remaining, 0.1))
 
@@ -129,9 +148,11 @@ class ResumingClient:
             additional_headers={"Cookie": cookie},
             proxy=None,
             open_timeout=3,
+            # Stopping shouldn't wait on a server that is hung or killed.
+            close_timeout=1,
             compression=None,
         ) as ws:
-            connection = Connection()
+            connection = Connection(resumed_from=self.cursor)
             with self._changed:
                 self.connections.append(connection)
             ws.send(json.dumps({"type": "hello", "last_id": self.cursor}))
@@ -149,7 +170,10 @@ class ResumingClient:
         now = time.monotonic()
         with self._changed:
             connection.frames.append((now, frame))
-            if frame["type"] in {"notification", "welcome"} and frame.get("cursor"):
+            if (
+                frame["type"] in {"notification", "welcome"}
+                and frame.get("cursor") is not None
+            ):
                 self.cursor = max(self.cursor or 0, frame["cursor"])
             if frame["type"] == "welcome":
                 self.welcomes += 1
