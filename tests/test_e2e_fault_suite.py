@@ -38,7 +38,14 @@ from websockets.uri import parse_uri
 from notifications import services
 from notifications.broker import get_redis
 from scripts.redis_server import RedisServer
-from tests.clients import logged_in_client, session_key_of
+from tests.clients import (
+    close_of,
+    logged_in_client,
+    request_ticket,
+    send_json,
+    session_key_of,
+    websocket,
+)
 from tests.factories import make_user
 from tests.faultproxy import FaultProxy
 from tests.resuming import ResumingClient
@@ -413,6 +420,12 @@ def no_fault(links: Links) -> Iterator[None]:
         pytest.param(django_link_cut, change_password, id="password-django-link-cut"),
         pytest.param(relay_link_hung, logout, id="logout-relay-link-hung"),
         pytest.param(relay_link_hung, change_password, id="password-relay-link-hung"),
+        pytest.param(
+            django_link_cut, deactivate_without_signals, id="update-django-link-cut"
+        ),
+        pytest.param(
+            relay_link_hung, deactivate_without_signals, id="update-relay-link-hung"
+        ),
         pytest.param(no_fault, logout, id="logout-no-fault"),
         pytest.param(no_fault, deactivate_without_signals, id="update-no-fault"),
     ],
@@ -458,7 +471,9 @@ def test_revocation_during_a_fault(private_redis, redis_prefix, fault, revoke):
 
 @postgresql_only
 @pytest.mark.parametrize(
-    "revoke", [logout, change_password], ids=["logout", "password"]
+    "revoke",
+    [logout, change_password, deactivate_without_signals],
+    ids=["logout", "password", "update"],
 )
 def test_revocation_during_a_handshake(private_redis, redis_prefix, revoke):
     """A socket whose session is revoked while its lookup is in flight is closed as it registers."""
@@ -472,8 +487,11 @@ def test_revocation_during_a_handshake(private_redis, redis_prefix, revoke):
                 redis_prefix,
                 private_redis.url,
                 DATABASE_URL=proxy.postgres_url(database["NAME"], database["USER"]),
-                # Not the periodic re-check: the revocation itself must close it.
-                NOTIFICATIONS_RECHECK_INTERVAL="60",
+                # Not the periodic re-check, unless no signal announces the
+                # change: then it is the bound.
+                NOTIFICATIONS_RECHECK_INTERVAL=(
+                    str(RECHECK) if revoke is deactivate_without_signals else "60"
+                ),
             )
         )
         # The session is read first and the user (its password) later: the
@@ -563,3 +581,22 @@ def read_frames(
                     return frames
         if not data or protocol.close_rcvd is not None:
             return frames
+
+
+def test_ticket_redemption_is_bounded_while_redis_hangs(private_redis, redis_prefix):
+    """A ticket presented while the ws_server's Redis hangs gets 1013 within the Redis timeout."""
+    browser = logged_in_client(make_user())
+    ticket = request_ticket(browser)
+    with ExitStack() as stack:
+        proxy = stack.enter_context(FaultProxy("127.0.0.1", private_redis.port))
+        server = stack.enter_context(
+            ws_server(redis_prefix, proxy.redis_url(), NOTIFICATIONS_REDIS_TIMEOUT="1")
+        )
+        proxy.hang()
+        with websocket(server) as ws:
+            send_json(ws, {"type": "hello", "ticket": ticket})
+            started = time.monotonic()
+            assert close_of(ws, timeout=5) == (1013, "try again later")
+        assert time.monotonic() - started < 1 + 0.5
+        server.wait_for_log(r"refused .*authentication unavailable")
+        assert not any("Traceback" in line for line in server.lines)
