@@ -52,7 +52,8 @@ def body_for_frame_size(size: int = FRAME_SIZE) -> str:
     """Pad the body so that a notification frame is about ``size`` bytes."""
     sample = Event(id=123_456, title=f"bench:{9_999}:{time.time():.6f}", body="")
     sample.created_at = Event._meta.get_field("created_at").pre_save(sample, add=True)
-    overhead = len(encode_notification(event_payload(sample)).encode())
+    frame = encode_notification(event_payload(sample), cursor=sample.pk)
+    overhead = len(frame.encode())
     return "x" * max(0, size - overhead)
 
 
@@ -101,7 +102,7 @@ def _record_commit(stamp: Stamp) -> None:
 
 def _group_send(event: Event) -> None:
     """What a Channels project does after commit: one group_send per event."""
-    frame = encode_notification(event_payload(event))
+    frame = encode_notification(event_payload(event), cursor=event.pk)
     async_to_sync(get_channel_layer().group_send)(
         settings.BENCH_GROUP, {"type": "notification", "frame": frame}
     )

@@ -41,7 +41,10 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         unread = await database_sync_to_async(selectors.unread_count)(user_id=user.pk)
         await self.send(
             text_data=encode_welcome(
-                user_id=user.pk, username=user.get_username(), unread=unread
+                user_id=user.pk,
+                username=user.get_username(),
+                unread=unread,
+                cursor=0,  # the Channels baseline doesn't resume
             )
         )
 
