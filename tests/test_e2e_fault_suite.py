@@ -135,6 +135,16 @@ def clients_for(
     return clients
 
 
+def two_servers_four_clients(
+    redis_prefix: str, redis_url: str, stack: ExitStack
+) -> list[ResumingClient]:
+    """Two ws_server processes and two users with a client on each."""
+    servers = [
+        stack.enter_context(ws_server(redis_prefix, redis_url)) for _ in range(2)
+    ]
+    return clients_for(servers, [make_user(), make_user()], stack)
+
+
 def pause(process_id: int, seconds: float) -> float:
     """SIGSTOP a process for ``seconds``; return when it was resumed."""
     os.kill(process_id, signal.SIGSTOP)
@@ -165,13 +175,8 @@ def assert_delivered(
 
 def test_redis_hung_mid_stream(private_redis, redis_prefix):
     """Redis SIGSTOPped for 5 s mid-stream: every event arrives once, within the bound."""
-    users = [make_user(), make_user()]
     with ExitStack() as stack:
-        servers = [
-            stack.enter_context(ws_server(redis_prefix, private_redis.url))
-            for _ in range(2)
-        ]
-        clients = clients_for(servers, users, stack)
+        clients = two_servers_four_clients(redis_prefix, private_redis.url, stack)
         sender = Sender(300).start()
         time.sleep(1)
         recovered_at = pause(private_redis.pid, 5)
@@ -180,13 +185,8 @@ def test_redis_hung_mid_stream(private_redis, redis_prefix):
 
 def test_redis_killed_and_restarted_empty(private_redis, redis_prefix):
     """Redis SIGKILLed and restarted empty mid-stream: nothing is lost."""
-    users = [make_user(), make_user()]
     with ExitStack() as stack:
-        servers = [
-            stack.enter_context(ws_server(redis_prefix, private_redis.url))
-            for _ in range(2)
-        ]
-        clients = clients_for(servers, users, stack)
+        clients = two_servers_four_clients(redis_prefix, private_redis.url, stack)
         sender = Sender(150).start()
         time.sleep(1)
         private_redis.kill()
