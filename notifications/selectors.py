@@ -114,9 +114,7 @@ def events_with_audience(*, ids: Collection[int]) -> list[Event]:
     )
 
 
-def event_ids_after(
-    *, after: int, also: Collection[int] = (), limit: int
-) -> list[int]:
+def event_ids_after(*, after: int, also: Collection[int] = (), limit: int) -> list[int]:
     """
     Up to ``limit`` committed event ids above ``after`` or among ``also``,
     lowest first: what a relay that has seen everything up to ``after``

@@ -21,6 +21,7 @@ from . import selectors, services, tickets
 from .conf import settings
 from .models import Notification
 from .payloads import event_payload
+from .wire import MAX_ID
 
 logger = logging.getLogger(__name__)
 
@@ -84,14 +85,34 @@ def _int_param(value: str | None, default: int | None) -> int | None:
         return None
 
 
+def _event_id(value: str) -> int | None:
+    """The event id ``value`` spells in decimal digits, or None if it isn't one."""
+    # Not int() alone: it takes "-1", "+1", " 1", "1_0" and non-ASCII digits.
+    # And ids stop at MAX_ID: past it, SQLite's integers overflow (HTTP 500).
+    if not (value.isascii() and value.isdigit()):
+        return None
+    try:
+        event_id = int(value)
+    except ValueError:  # more digits than int() converts
+        return None
+    return event_id if event_id <= MAX_ID else None
+
+
+def _bad_event_id(name: str) -> JsonResponse:
+    return JsonResponse(
+        {"error": f"{name!r} must be an event id (0 to {MAX_ID})"}, status=400
+    )
+
+
 @api_login_required
 @require_GET
 def list_notifications(request: HttpRequest) -> JsonResponse:
     """One page of the inbox, newest first; ``before`` is the cursor."""
-    before = _int_param(request.GET.get("before"), None)
+    raw_before = request.GET.get("before")
+    before = _event_id(raw_before) if raw_before else None
     limit = _int_param(request.GET.get("limit"), PAGE_SIZE)
     if (
-        (request.GET.get("before") and before is None)
+        (raw_before and before is None)
         or limit is None
         or not 0 < limit <= MAX_PAGE_SIZE
     ):
@@ -117,15 +138,21 @@ def unread_count(request: HttpRequest) -> JsonResponse:
 
 @api_login_required
 @require_POST
-def mark_read(request: HttpRequest, event_id: int) -> JsonResponse:
-    change = services.mark_read(user_id=request.user.pk, event_id=event_id)
+def mark_read(request: HttpRequest, event_id: str) -> JsonResponse:
+    parsed_id = _event_id(event_id)
+    if parsed_id is None:
+        return _bad_event_id("id")
+    change = services.mark_read(user_id=request.user.pk, event_id=parsed_id)
     return JsonResponse({"unread": change.unread})
 
 
 @api_login_required
 @require_POST
-def dismiss(request: HttpRequest, event_id: int) -> JsonResponse:
-    change = services.dismiss(user_id=request.user.pk, event_id=event_id)
+def dismiss(request: HttpRequest, event_id: str) -> JsonResponse:
+    parsed_id = _event_id(event_id)
+    if parsed_id is None:
+        return _bad_event_id("id")
+    change = services.dismiss(user_id=request.user.pk, event_id=parsed_id)
     return JsonResponse({"unread": change.unread})
 
 
@@ -133,9 +160,9 @@ def dismiss(request: HttpRequest, event_id: int) -> JsonResponse:
 @require_POST
 def mark_all_read(request: HttpRequest) -> JsonResponse:
     """Mark read up to the ``up_to`` event id the page has shown."""
-    up_to = _int_param(request.POST.get("up_to"), None)
-    if up_to is None or up_to < 0:
-        return JsonResponse({"error": "'up_to' must be an event id"}, status=400)
+    up_to = _event_id(request.POST.get("up_to", ""))
+    if up_to is None:
+        return _bad_event_id("up_to")
     change = services.mark_all_read(user_id=request.user.pk, up_to=up_to)
     return JsonResponse({"marked": change.changed, "unread": change.unread})
 

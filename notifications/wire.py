@@ -173,7 +173,13 @@ def decode_redis(raw: str | bytes) -> RedisMessage:
     Raise :exc:`UnknownVersion` for another version and :exc:`ValueError`
     (or ``KeyError``/``TypeError``) for a malformed payload.
     """
-    data = json.loads(raw)
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        # The decoder recurses once per nesting level: too deep is malformed.
+        raise ValueError("the message is nested too deeply") from None
+    if not isinstance(data, dict):
+        raise ValueError("the message is not a JSON object")
     if data.get("v") != VERSION:
         raise UnknownVersion(f"unsupported message version: {data.get('v')!r}")
     kind = data["type"]
@@ -296,7 +302,9 @@ def parse_client_message(data: str | bytes) -> ClientMessage:
         raise ProtocolError("binary_frame", "send JSON in text frames")
     try:
         message = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: the decoder recurses once per nesting level, so a
+        # small frame of "[[[[..." exhausts the stack; it is bad JSON, not a bug.
         raise ProtocolError("invalid_json", "the frame is not valid JSON") from None
     if not isinstance(message, dict):
         raise ProtocolError("invalid_message", "send a JSON object")
@@ -322,6 +330,10 @@ def _optional_ticket(value: object) -> str | None:
         return None
     if not isinstance(value, str) or not 0 < len(value) <= MAX_TICKET_LENGTH:
         raise ProtocolError("invalid_message", "'ticket' must be a short string")
+    # Tickets are base64url and ':'; a non-ASCII one is forged, and one with a
+    # lone surrogate ("\ud800" is valid JSON) can't even be encoded to check.
+    if not value.isascii():
+        raise ProtocolError("invalid_message", "'ticket' must be ASCII")
     return value
 
 

@@ -1,7 +1,17 @@
 """authenticate_sessions: Django's session rules, for many handshakes at once."""
 
+import getpass
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import types
+
 import pytest
+from django.contrib.sessions.backends import cached_db
 from django.contrib.sessions.backends.db import SessionStore
+from django.db import OperationalError
 from django.test import override_settings
 
 from tests.clients import logged_in_client, session_key_of
@@ -73,6 +83,143 @@ def test_each_key_gets_its_own_answer(engine, settings):
         anonymous_key: "no authenticated session",
         "forged": "no authenticated session",
     }
+
+
+# Cookies no Django session engine makes. With memcached, each one alone used
+# to make get_many raise for the whole batch (locmem warns CacheKeyWarning for
+# the first three, an error here, as memcached refuses them).
+MALFORMED_KEYS = [
+    "abcdefgh ijklmnop",  # a space
+    "abcdefgh\x00\x07ijkl",  # control characters
+    "a" * 300,  # longer than memcached's 250
+    "s\u00e9ssion" * 4,  # not ASCII
+    "ABCDEFGHIJKLMNOP",  # upper case
+    "abc",  # shorter than SessionBase's 8
+]
+
+
+@pytest.mark.parametrize("malformed", MALFORMED_KEYS)
+@override_settings(**CACHE_SESSIONS)
+def test_a_malformed_key_is_refused_alone_with_cache_sessions(malformed):
+    """A malformed key in a batch of cache sessions is refused; the valid one still authenticates."""
+    alice = make_user()
+    key = session_of(alice)
+    results = authenticate_sessions([key, malformed])
+    assert isinstance(results[key], Principal)
+    assert refusals(results) == {malformed: "no authenticated session"}
+
+
+@pytest.mark.parametrize(
+    "engine",
+    ["db", "cache", "cached_db", "file"],
+)
+def test_malformed_keys_never_reach_any_session_engine(engine, settings, tmp_path):
+    """Under every session engine, each malformed key is refused alone, the valid one accepted."""
+    settings.SESSION_ENGINE = f"django.contrib.sessions.backends.{engine}"
+    settings.CACHES = CACHE_SESSIONS["CACHES"]
+    settings.SESSION_FILE_PATH = str(tmp_path)
+    alice = make_user()
+    key = session_of(alice)
+    results = authenticate_sessions([key, *MALFORMED_KEYS])
+    assert isinstance(results[key], Principal)
+    assert refusals(results) == dict.fromkeys(
+        MALFORMED_KEYS, "no authenticated session"
+    )
+
+
+BROKEN_KEY = "b" * 32
+OUTAGE_KEY = "o" * 32
+
+
+class FlakySessionStore(cached_db.SessionStore):
+    """cached_db sessions, except that one key breaks the engine and one the database."""
+
+    def load(self):
+        if self.session_key == BROKEN_KEY:
+            raise ValueError(f"engine bug for {self.session_key}")
+        if self.session_key == OUTAGE_KEY:
+            raise OperationalError("the database went away")
+        return super().load()
+
+
+@pytest.fixture
+def flaky_engine(monkeypatch, settings):
+    module = types.ModuleType("tests.flaky_session_engine")
+    module.SessionStore = FlakySessionStore
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    settings.SESSION_ENGINE = module.__name__
+    settings.CACHES = CACHE_SESSIONS["CACHES"]
+
+
+@pytest.mark.usefixtures("flaky_engine")
+def test_a_key_the_engine_raises_for_is_refused_alone(caplog):
+    """Asked key by key, an engine that raises for one key refuses only that key, logging no key."""
+    alice = make_user()
+    key = session_of(alice)
+    results = authenticate_sessions([key, BROKEN_KEY])
+    assert isinstance(results[key], Principal)
+    assert refusals(results) == {BROKEN_KEY: "no authenticated session"}
+    [record] = [r for r in caplog.records if r.name == "ws_server.auth"]
+    assert (
+        record.getMessage()
+        == "session engine raised ValueError for one key; refusing it"
+    )
+    assert BROKEN_KEY not in caplog.text
+
+
+@pytest.mark.usefixtures("flaky_engine")
+def test_a_database_error_for_one_key_fails_the_batch():
+    """A database error is an outage, not a bad key: it propagates instead of refusing every session."""
+    alice = make_user()
+    with pytest.raises(OperationalError):
+        authenticate_sessions([session_of(alice), OUTAGE_KEY])
+
+
+@pytest.fixture
+def memcached():
+    """A memcached on a free port, for Django's PyMemcacheCache; skip without one."""
+    pytest.importorskip("pymemcache")
+    binary = shutil.which("memcached")
+    if binary is None:
+        pytest.skip("memcached is not installed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-u", getpass.getuser()]
+    )
+    try:
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=5)
+
+
+def test_malformed_keys_are_refused_alone_with_memcached(memcached, settings):
+    """With sessions in a real memcached, malformed keys are refused and the valid one still authenticates."""
+    settings.SESSION_ENGINE = CACHE_SESSIONS["SESSION_ENGINE"]
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+            "LOCATION": memcached,
+        }
+    }
+    alice = make_user()
+    key = session_of(alice)
+    results = authenticate_sessions([key, *MALFORMED_KEYS])
+    assert isinstance(results[key], Principal)
+    assert refusals(results) == dict.fromkeys(
+        MALFORMED_KEYS, "no authenticated session"
+    )
 
 
 def test_database_sessions_expire_when_the_row_says(settings):

@@ -197,6 +197,10 @@ def second_hello(server: WebSocketServerProcess) -> Seen:
 
 
 OVERSIZE = json.dumps({"type": "hello", "ticket": "x" * 5000})
+# Small, but nested past the JSON decoder's recursion limit.
+DEEP = "[" * 3_000
+# Valid JSON for a string Python can't encode: a lone surrogate.
+SURROGATE_TICKET = '{"type": "hello", "ticket": "\\ud800"}'
 
 MATRIX: list[tuple[str, Callable[[WebSocketServerProcess], Seen], Seen, str | None]] = [
     # (case, act, what the client sees, the reason the log gives)
@@ -217,9 +221,12 @@ MATRIX: list[tuple[str, Callable[[WebSocketServerProcess], Seen], Seen, str | No
     ("binary first frame", as_first_message(b'{"type": "hello"}'), closes(4004, "expected hello"), "bad hello (binary_frame)"),
     ("invalid JSON first frame", as_first_message("{hello"), closes(4004, "expected hello"), "bad hello (invalid_json)"),
     ("command before hello", as_first_message('{"type": "mark_read", "id": 1}'), closes(4004, "expected hello"), "first message was not hello"),
+    ("deeply nested first frame", as_first_message(DEEP), closes(4004, "expected hello"), "bad hello (invalid_json)"),
+    ("lone surrogate in a ticket", as_first_message(SURROGATE_TICKET), closes(4004, "expected hello"), "bad hello (invalid_message)"),
     ("oversize frame", after_welcome(OVERSIZE), closes(1009, "frame with 5031 bytes exceeds limit of 4096 bytes"), "exceeds limit of 4096 bytes"),
     ("binary frame", after_welcome(b"{}"), Seen("error", "binary_frame", "send JSON in text frames"), None),
     ("invalid JSON", after_welcome("{nope"), Seen("error", "invalid_json", "the frame is not valid JSON"), None),
+    ("deeply nested JSON", after_welcome(DEEP), Seen("error", "invalid_json", "the frame is not valid JSON"), None),
     ("unknown type", after_welcome('{"type": "subscribe"}'), Seen("error", "unknown_type", "unknown message type: 'subscribe'"), None),
     ("wrong field type", after_welcome('{"type": "mark_read", "id": "1"}'), Seen("error", "invalid_message", "'id' must be a non-negative integer"), None),
     ("second hello", second_hello, Seen("error", "unexpected_hello", "already authenticated"), None),

@@ -61,6 +61,49 @@ def test_bad_list_parameters_get_400(browser, query):
     assert "error" in response.json()
 
 
+TOO_LARGE = [str(2**63), str(2**64), str(10**30), "9" * 5000]
+NOT_IDS = ["-1", "1.5", "+1", "1_000", "\u0661", "abc"]
+
+
+@pytest.mark.parametrize("value", [*TOO_LARGE, *NOT_IDS])
+@pytest.mark.parametrize("action", ["read", "dismiss"])
+def test_bad_path_ids_get_400(browser, action, value):
+    """An id past 2**63-1, negative or not an integer in the path is a 400 with a JSON error."""
+    response = post(browser, f"/api/notifications/{value}/{action}/")
+    assert response.status_code == 400
+    assert "error" in response.json()
+
+
+@pytest.mark.parametrize("value", [*TOO_LARGE, *NOT_IDS])
+def test_bad_before_gets_400(browser, value):
+    """A 'before' past 2**63-1, negative or not an integer is a 400 with a JSON error."""
+    response = browser.get("/api/notifications/", {"before": value})
+    assert response.status_code == 400
+    assert "error" in response.json()
+
+
+@pytest.mark.parametrize("value", [*TOO_LARGE, *NOT_IDS])
+def test_bad_up_to_gets_400(browser, value):
+    """An 'up_to' past 2**63-1, negative or not an integer is a 400 with a JSON error."""
+    response = post(browser, "/api/notifications/read-all/", {"up_to": value})
+    assert response.status_code == 400
+    assert "error" in response.json()
+
+
+def test_the_largest_id_is_accepted(browser):
+    """2**63-1 is a valid id everywhere: it just matches nothing, or everything below it."""
+    [event_id] = send(1)
+    largest = str(2**63 - 1)
+    assert post(browser, f"/api/notifications/{largest}/read/").json() == {"unread": 1}
+    assert post(browser, f"/api/notifications/{largest}/dismiss/").json() == {
+        "unread": 1
+    }
+    page = browser.get("/api/notifications/", {"before": largest}).json()
+    assert [n["id"] for n in page["results"]] == [event_id]
+    response = post(browser, "/api/notifications/read-all/", {"up_to": largest})
+    assert response.json() == {"marked": 1, "unread": 0}
+
+
 def test_anonymous_api_calls_get_401():
     """The API answers 401 JSON rather than redirecting to the login page."""
     response = Client().get("/api/notifications/")

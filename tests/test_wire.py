@@ -98,6 +98,80 @@ def test_bad_client_messages_raise_protocol_errors(frame, code):
     assert error.value.code == code
 
 
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "[" * 100_000,
+        '{"a":' * 100_000,
+        "[" * 4000,
+        '{"type": "hello", "x": ' + "[" * 4000,
+    ],
+)
+def test_deeply_nested_json_is_invalid_json(frame):
+    """JSON nested deeper than the decoder's recursion limit is invalid_json, not a RecursionError."""
+    with pytest.raises(wire.ProtocolError) as error:
+        wire.parse_client_message(frame)
+    assert error.value.code == "invalid_json"
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"type": "hello", "ticket": "\\ud800"}',
+        '{"type": "hello", "ticket": "abc\\udfffdef:sig"}',
+        '{"type": "hello", "ticket": "t\u00efcket:sig"}',
+    ],
+)
+def test_non_ascii_tickets_are_invalid_messages(frame):
+    """A ticket with a lone surrogate or any non-ASCII character is invalid_message."""
+    with pytest.raises(wire.ProtocolError) as error:
+        wire.parse_client_message(frame)
+    assert (error.value.code, error.value.message) == (
+        "invalid_message",
+        "'ticket' must be ASCII",
+    )
+
+
+def test_a_lone_surrogate_type_gets_an_error_that_encodes():
+    """An unknown type with a lone surrogate is echoed escaped, so the error frame encodes to UTF-8."""
+    with pytest.raises(wire.ProtocolError) as error:
+        wire.parse_client_message('{"type": "\\ud800"}')
+    assert error.value.code == "unknown_type"
+    wire.encode_error(error.value.code, error.value.message).encode()
+
+
+surrogate_text = st.lists(
+    st.characters(categories=["Cs"]) | st.characters(), max_size=20
+).map("".join)
+
+
+@given(st.sampled_from(["hello", "mark_read"]) | surrogate_text, surrogate_text)
+def test_client_strings_with_surrogates_never_reach_handlers(kind, ticket):
+    """Frames whose strings hold lone surrogates parse to encodable values or fail cleanly."""
+    frame = json.dumps({"type": kind, "ticket": ticket, "id": 1})  # escapes them
+    try:
+        parsed = wire.parse_client_message(frame)
+    except wire.ProtocolError as error:
+        wire.encode_error(error.code, error.message).encode()
+        return
+    if isinstance(parsed, wire.Hello) and parsed.ticket is not None:
+        parsed.ticket.encode("ascii")
+
+
+@pytest.mark.parametrize("raw", ["[" * 100_000, b'{"v": 1, "x": ' + b"[" * 100_000])
+def test_deeply_nested_redis_messages_raise_value_error(raw):
+    """A Redis payload nested too deeply raises ValueError, which the relay logs and drops."""
+    with pytest.raises(ValueError, match="nested too deeply"):
+        wire.decode_redis(raw)
+
+
+@pytest.mark.parametrize("raw", ["[1]", "null", '"event"', "[" * 500 + "]" * 500])
+def test_redis_messages_that_are_not_objects_raise_value_error(raw):
+    """A Redis payload that is JSON but not an object raises ValueError, not AttributeError."""
+    with pytest.raises(ValueError, match="not a JSON object"):
+        wire.decode_redis(raw)
+
+
 @given(st.one_of(st.text(), st.binary()))
 def test_parser_never_fails_unexpectedly_on_arbitrary_frames(frame):
     """Any frame either parses or raises ProtocolError; nothing else escapes."""

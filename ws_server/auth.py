@@ -14,6 +14,7 @@ in the log (which check failed), and never log a credential.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,11 +31,14 @@ from django.contrib.auth import (
 )
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.sessions.backends import cache, cached_db, db
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 from django.core.cache import caches
 from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.db import Error as DatabaseError
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from notifications.broker import ticket_key
 from notifications.publishing import session_digest
@@ -46,6 +50,8 @@ __all__ = [
     "authenticate_sessions",
     "redeem_ticket",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 class AuthenticationFailed(Exception):
@@ -128,15 +134,14 @@ def _load_sessions(
     session's own expiry setting counted from now, the best estimate there is.
     Engines other than the plain database and cache ones are asked key by key.
     """
+    keys = [key for key in session_keys if _could_be_session_key(key)]
     store_class = import_module(settings.SESSION_ENGINE).SessionStore
     if issubclass(store_class, db.SessionStore) and not issubclass(
         store_class, cached_db.SessionStore
     ):
         rows = (
             store_class.get_model_class()
-            .objects.filter(
-                session_key__in=session_keys, expire_date__gt=timezone.now()
-            )
+            .objects.filter(session_key__in=keys, expire_date__gt=timezone.now())
             .values_list("session_key", "session_data", "expire_date")
         )
         decoder = store_class()
@@ -144,7 +149,7 @@ def _load_sessions(
     if issubclass(store_class, cache.SessionStore):
         prefix = store_class.cache_key_prefix
         found = caches[settings.SESSION_CACHE_ALIAS].get_many(
-            [prefix + key for key in session_keys]
+            [prefix + key for key in keys]
         )
         estimator = store_class()
         return {
@@ -155,12 +160,41 @@ def _load_sessions(
             for cache_key, data in found.items()
         }
     sessions = {}
-    for key in session_keys:
-        store = store_class(key)
-        data = dict(store.items())
+    for key in keys:
+        try:
+            store = store_class(key)
+            data = dict(store.items())
+            expiry = store.get_expiry_date()
+        except (DatabaseError, OSError, RedisError):
+            # An outage, not a bad key: fail the batch, as the database and
+            # cache engines do, rather than refuse (so revoke) every session.
+            raise
+        except Exception as exc:
+            # Only the exception's type: its message may quote the key.
+            logger.warning(
+                "session engine raised %s for one key; refusing it",
+                type(exc).__name__,
+            )
+            continue
         if data:
-            sessions[key] = (data, store.get_expiry_date())
+            sessions[key] = (data, expiry)
     return sessions
+
+
+# Django makes session keys from VALID_KEY_CHARS, 32 of them; its session
+# model stores up to 40, and SessionBase._validate_session_key wants 8 or more.
+_SESSION_KEY_LENGTHS = range(8, 41)
+
+
+def _could_be_session_key(key: str) -> bool:
+    """
+    Tell whether Django could have made ``key``, before any engine sees it.
+
+    One malformed cookie (a space, a control character, 300 characters) must
+    not fail a whole batch: memcached refuses such keys, and ``get_many``
+    raises for all of them. The refused key is simply not found.
+    """
+    return len(key) in _SESSION_KEY_LENGTHS and set(key).issubset(VALID_KEY_CHARS)
 
 
 def _load_users(claims: set[tuple[str, Any]]) -> dict[tuple[str, Any], Any]:
