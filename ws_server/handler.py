@@ -150,7 +150,10 @@ class Handler:
         self, connection: ServerConnection, step: str, exc: BaseException
     ) -> None:
         logger.info(
-            "refused %s: %s unavailable (%s)", peer(connection), step, exc or "timeout"
+            "refused %s: %s unavailable (%s)",
+            peer(connection),
+            step,
+            str(exc) or type(exc).__name__,
         )
         await connection.close(CloseCode.TRY_AGAIN_LATER, "try again later")
 
