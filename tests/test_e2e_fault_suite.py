@@ -251,6 +251,20 @@ def test_relay_link_hung(private_redis, redis_prefix):
     server.wait_for_log("Redis connection lost")
 
 
+def test_relay_reads_slowly_from_the_start(private_redis, redis_prefix):
+    """A ws_server whose Redis answers 3 s late from its first read: the sweep delivers, once."""
+    users = [make_user()]
+    with ExitStack() as stack:
+        proxy = stack.enter_context(FaultProxy("127.0.0.1", private_redis.port))
+        proxy.slow(1.5)  # each round trip on the relay's link: 3 s
+        server = stack.enter_context(ws_server(redis_prefix, proxy.redis_url()))
+        clients = clients_for([server], users, stack)
+        assert_delivered(clients, Sender(40, rate=20).start().join())
+        time.sleep(3.5)  # the stream brings the same events late: not again
+        for client in clients:
+            client.assert_no_id_twice_per_connection()
+
+
 def test_stream_trimmed_past_a_lagging_relay(private_redis, redis_prefix):
     """A relay stopped while the stream is trimmed past it: events arrive, everyone is re-checked."""
     users = [make_user()]
@@ -388,6 +402,15 @@ def redis_hung(links: Links) -> Iterator[None]:
 
 
 @contextmanager
+def redis_killed(links: Links) -> Iterator[None]:
+    links.redis.kill()
+    try:
+        yield
+    finally:
+        links.redis.start()
+
+
+@contextmanager
 def django_link_cut(links: Links) -> Iterator[None]:
     links.django.cut()
     try:
@@ -416,6 +439,7 @@ def no_fault(links: Links) -> Iterator[None]:
         pytest.param(redis_hung, logout, id="logout-redis-hung"),
         pytest.param(redis_hung, change_password, id="password-redis-hung"),
         pytest.param(redis_hung, deactivate_without_signals, id="update-redis-hung"),
+        pytest.param(redis_killed, logout, id="logout-redis-killed"),
         pytest.param(django_link_cut, logout, id="logout-django-link-cut"),
         pytest.param(django_link_cut, change_password, id="password-django-link-cut"),
         pytest.param(relay_link_hung, logout, id="logout-relay-link-hung"),
