@@ -98,15 +98,19 @@ MALFORMED_KEYS = [
 ]
 
 
+def assert_refused_alone(bad_key: str) -> None:
+    """Authenticate a valid session beside ``bad_key``: only ``bad_key`` is refused."""
+    key = session_of(make_user())
+    results = authenticate_sessions([key, bad_key])
+    assert isinstance(results[key], Principal)
+    assert refusals(results) == {bad_key: "no authenticated session"}
+
+
 @pytest.mark.parametrize("malformed", MALFORMED_KEYS)
 @override_settings(**CACHE_SESSIONS)
 def test_a_malformed_key_is_refused_alone_with_cache_sessions(malformed):
     """A malformed key in a batch of cache sessions is refused; the valid one still authenticates."""
-    alice = make_user()
-    key = session_of(alice)
-    results = authenticate_sessions([key, malformed])
-    assert isinstance(results[key], Principal)
-    assert refusals(results) == {malformed: "no authenticated session"}
+    assert_refused_alone(malformed)
 
 
 @pytest.mark.parametrize(
@@ -154,11 +158,7 @@ def flaky_engine(monkeypatch, settings):
 @pytest.mark.usefixtures("flaky_engine")
 def test_a_key_the_engine_raises_for_is_refused_alone(caplog):
     """Asked key by key, an engine that raises for one key refuses only that key, logging no key."""
-    alice = make_user()
-    key = session_of(alice)
-    results = authenticate_sessions([key, BROKEN_KEY])
-    assert isinstance(results[key], Principal)
-    assert refusals(results) == {BROKEN_KEY: "no authenticated session"}
+    assert_refused_alone(BROKEN_KEY)
     [record] = [r for r in caplog.records if r.name == "ws_server.auth"]
     assert (
         record.getMessage()
