@@ -275,3 +275,14 @@ class StaffOnlyBackend:
 
         user = get_user_model()._default_manager.filter(pk=user_id).first()
         return user if user is not None and user.is_staff else None
+
+
+def test_signed_cookie_sessions_authenticate(settings):
+    """A signed-cookie session, whose key is the signed data itself, is not mistaken for a malformed key."""
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+    alice = make_user()
+    key = session_of(alice)
+    assert not key.islower()  # capitals and ':' no database key has
+    principal = authenticate_sessions([key])[key]
+    assert isinstance(principal, Principal)
+    assert principal.user_id == alice.pk

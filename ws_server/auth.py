@@ -30,7 +30,7 @@ from django.contrib.auth import (
     load_backend,
 )
 from django.contrib.auth.backends import ModelBackend
-from django.contrib.sessions.backends import cache, cached_db, db
+from django.contrib.sessions.backends import cache, cached_db, db, signed_cookies
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 from django.core.cache import caches
 from django.core.exceptions import FieldDoesNotExist, ValidationError
@@ -134,8 +134,8 @@ def _load_sessions(
     session's own expiry setting counted from now, the best estimate there is.
     Engines other than the plain database and cache ones are asked key by key.
     """
-    keys = [key for key in session_keys if _could_be_session_key(key)]
     store_class = import_module(settings.SESSION_ENGINE).SessionStore
+    keys = [key for key in session_keys if _could_be_session_key(key, store_class)]
     if issubclass(store_class, db.SessionStore) and not issubclass(
         store_class, cached_db.SessionStore
     ):
@@ -186,14 +186,18 @@ def _load_sessions(
 _SESSION_KEY_LENGTHS = range(8, 41)
 
 
-def _could_be_session_key(key: str) -> bool:
+def _could_be_session_key(key: str, store_class: type) -> bool:
     """
     Tell whether Django could have made ``key``, before any engine sees it.
 
     One malformed cookie (a space, a control character, 300 characters) must
     not fail a whole batch: memcached refuses such keys, and ``get_many``
-    raises for all of them. The refused key is simply not found.
+    raises for all of them. The refused key is simply not found. Signed
+    cookie sessions are the exception: their key is the signed data itself,
+    looked up nowhere, and their ``load()`` refuses a bad one.
     """
+    if issubclass(store_class, signed_cookies.SessionStore):
+        return True
     return len(key) in _SESSION_KEY_LENGTHS and set(key).issubset(VALID_KEY_CHARS)
 
 

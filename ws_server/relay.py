@@ -178,6 +178,7 @@ def _decode(raw: bytes) -> RedisMessage | None:
         return decode_redis(raw)
     except UnknownVersion as exc:
         logger.warning("dropped a Redis message: %s", exc)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, ArithmeticError):
+        # ArithmeticError: int() of a JSON number like 1e400 (infinity).
         logger.warning("dropped a malformed Redis message", exc_info=True)
     return None
