@@ -48,3 +48,18 @@ def test_a_jump_waits_only_for_the_ids_just_below_it():
     assert len(ledger.gaps) == MAX_GAPS
     assert ledger.gaps[-1] == MAX_GAPS * 3 - 1
     assert not ledger.is_new(1)
+
+
+def test_the_cursor_follows_the_lowest_gap_as_gaps_fill_and_expire():
+    """The cursor is below the lowest open gap, whichever gap fills or expires first."""
+    ledger = Ledger(high=10)
+    ledger.accept(12, now=0)  # gap 11
+    ledger.accept(14, now=1)  # gap 13
+    assert ledger.cursor == 10
+    ledger.accept(13, now=2)  # not the lowest
+    assert ledger.cursor == 10
+    ledger.accept(16, now=3)  # gap 15
+    ledger.accept(11, now=4)  # the lowest fills
+    assert ledger.cursor == 14
+    assert ledger.expire(now=10, timeout=5) == [15]
+    assert ledger.cursor == 16

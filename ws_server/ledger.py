@@ -40,11 +40,18 @@ class Ledger:
         self._gaps: dict[int, float] = dict.fromkeys(
             (gap for gap in gaps if gap < high), now
         )
+        # The lowest gap, computed when asked after it went: every frame
+        # carries the cursor, and new gaps only ever open above the old ones.
+        self._lowest: int | None = None
 
     @property
     def cursor(self) -> int:
         """The highest id up to which every event has been delivered here."""
-        return min(self._gaps) - 1 if self._gaps else self.high
+        if not self._gaps:
+            return self.high
+        if self._lowest is None:
+            self._lowest = min(self._gaps)
+        return self._lowest - 1
 
     @property
     def gaps(self) -> list[int]:
@@ -57,7 +64,11 @@ class Ledger:
             self._open_gaps(self.high + 1, event_id, now)
             self.high = event_id
             return True
-        return self._gaps.pop(event_id, None) is not None
+        if self._gaps.pop(event_id, None) is None:
+            return False
+        if event_id == self._lowest:
+            self._lowest = None
+        return True
 
     def is_new(self, event_id: int) -> bool:
         """Tell whether ``event_id`` would be accepted."""
@@ -68,6 +79,8 @@ class Ledger:
         expired = [gap for gap, since in self._gaps.items() if now - since > timeout]
         for gap in expired:
             del self._gaps[gap]
+        if expired:
+            self._lowest = None
         return expired
 
     def _open_gaps(self, start: int, stop: int, now: float) -> None:

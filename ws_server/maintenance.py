@@ -37,8 +37,11 @@ __all__ = ["Rechecker", "Revocations"]
 
 logger = logging.getLogger(__name__)
 
-#: Seconds between two passes of the re-check loop.
+#: Seconds between two passes of the re-check loop (requested users wait
+#: at most this long), and between two scans of every connection for an
+#: expired session or a periodic re-check that is due.
 TICK = 0.25
+SCAN_INTERVAL = 1.0
 #: Sessions re-authenticated per database round trip.
 BATCH_SIZE = 500
 
@@ -90,6 +93,7 @@ class Rechecker:
         self._users: set[int] = set()
         self._everyone = False
         self._wake = asyncio.Event()
+        self._scanned_at = 0.0
 
     def request(self, user_id: int) -> None:
         """Re-check ``user_id``'s connections soon (coalesced)."""
@@ -139,8 +143,11 @@ class Rechecker:
             except DatabaseUnavailable:
                 self._users |= users
                 raise
-        await self.recheck(self.hub.expired(time.time()))
-        await self.recheck(self._due(time.monotonic()))
+        now = time.monotonic()
+        if now - self._scanned_at >= SCAN_INTERVAL:
+            self._scanned_at = now
+            await self.recheck(self.hub.expired(time.time()))
+            await self.recheck(self._due(now))
 
     def _due(self, now: float) -> list[Client]:
         """The connections checked longest ago, enough to cover all per interval."""
@@ -150,7 +157,7 @@ class Rechecker:
             if now - client.checked_at >= self.interval
         ]
         # Twice the even share: a crowd that connected together spreads out.
-        share = math.ceil(2 * len(self.hub) * TICK / self.interval)
+        share = math.ceil(2 * len(self.hub) * SCAN_INTERVAL / self.interval)
         stale.sort(key=lambda client: client.checked_at)
         return stale[: max(share, 50)]
 
