@@ -253,9 +253,10 @@ class Handler:
             frames.append(encode_resync("too many live notifications while resuming"))
         client.pending = None
         # The replay may have read commits this process hasn't relayed yet.
-        client.ahead = {
+        ahead = {
             event_id for event_id in replayed if self.dispatcher.ledger.is_new(event_id)
         }
+        client.ahead = ahead or None
         Frames(frames).write_to(client.connection)
 
     async def _serve(self, client: Client) -> None:
