@@ -151,11 +151,10 @@ class Rechecker:
 
     def _due(self, now: float) -> list[Client]:
         """The connections checked longest ago, enough to cover all per interval."""
-        stale = [
-            client
-            for client in self.hub.clients()
-            if now - client.checked_at >= self.interval
-        ]
+        # Due before the next scan counts as due now, so none waits past the
+        # interval for the scan after it.
+        cutoff = now - self.interval + SCAN_INTERVAL
+        stale = [client for client in self.hub.clients() if client.checked_at <= cutoff]
         # Twice the even share: a crowd that connected together spreads out.
         share = math.ceil(2 * len(self.hub) * SCAN_INTERVAL / self.interval)
         stale.sort(key=lambda client: client.checked_at)
