@@ -108,7 +108,7 @@ def test_inbox_page_shows_the_client(ws_server):
     response = logged_in_client(make_user()).get("/")
     assert response.status_code == 200
     assert 'id="notifications-config"' in response.text
-    assert "notifications/client.js" in response.text
+    assert "notifications/inbox.js" in response.text
 
 
 @pytest.fixture(scope="module")

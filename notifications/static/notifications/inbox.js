@@ -1,9 +1,11 @@
-// Live notifications client: one small module, no build step.
+// The inbox page, on top of live.js: no build step.
 //
 // The page renders the inbox from the JSON API, then keeps it live over the
-// WebSocket. Every event carries an id; the client shows each id once, so the
+// WebSocket. Every event carries an id; the page shows each id once, so the
 // server's at-least-once delivery becomes exactly-once on screen. Event data is
 // rendered with textContent only, never as HTML.
+
+import { connect } from "./live.js";
 
 const config = JSON.parse(document.getElementById("notifications-config").textContent);
 const csrfToken = document.querySelector("[name=csrfmiddlewaretoken]").value;
@@ -15,25 +17,10 @@ const emptyNote = document.getElementById("empty");
 const loadMoreButton = document.getElementById("load-more");
 const toasts = document.getElementById("toasts");
 
-// Close codes that mean the credential is no longer good (docs/protocol.md):
-// reconnect only if Django still knows the user (a password change, say,
-// rotates the session key but keeps this browser logged in).
-const AUTH_CLOSE_CODES = new Set([4001, 4003]);
-
 const items = new Map(); // event id -> <li>
 let lastId = 0; // highest event id shown ("mark all read" goes up to it)
-// Where to resume from: the server's cursor (docs/protocol.md). It can be
-// below lastId while an older event is still being committed; until the
-// first frame, the page's newest id.
-let cursor = null;
 let nextBefore = null; // cursor for older pages
-let socket = null;
-let retries = 0;
-
-function setState(state, text) {
-  stateLabel.dataset.state = state;
-  stateLabel.textContent = text;
-}
+let live = null; // set once the first page is loaded
 
 function setUnread(count) {
   unreadBadge.textContent = String(count);
@@ -80,7 +67,7 @@ function setRead(item, read) {
 }
 
 // Insert in id order (newest first), once per id.
-function show(notification, { live }) {
+function show(notification, { live: arrivedLive }) {
   if (items.has(notification.id)) return false;
   const item = render(notification);
   items.set(notification.id, item);
@@ -88,7 +75,7 @@ function show(notification, { live }) {
   list.insertBefore(item, newer ?? null);
   lastId = Math.max(lastId, notification.id);
   emptyNote.hidden = true;
-  if (live) toast(notification);
+  if (arrivedLive) toast(notification);
   return true;
 }
 
@@ -131,24 +118,21 @@ function applyRead({ ids, up_to: upTo, unread }) {
   setUnread(unread);
 }
 
+function applyDismissed({ ids, unread }) {
+  for (const id of ids) items.get(id)?.remove();
+  setUnread(unread);
+  emptyNote.hidden = list.children.length > 0;
+}
+
+// Over the socket when it is live (every tab then hears of it), else HTTP.
 function send(message) {
-  if (socket && socket.readyState === WebSocket.OPEN && stateLabel.dataset.state === "live") {
-    socket.send(JSON.stringify(message));
-    return true;
-  }
-  return false;
+  return live !== null && live.send(message);
 }
 
 async function markRead(id) {
   if (send({ type: "mark_read", id })) return;
   const readUrl = config.readUrlTemplate.replace("/0/", `/${id}/`);
   applyRead({ ids: [id], ...(await api(readUrl, { method: "POST" })) });
-}
-
-function applyDismissed({ ids, unread }) {
-  for (const id of ids) items.get(id)?.remove();
-  setUnread(unread);
-  emptyNote.hidden = list.children.length > 0;
 }
 
 async function dismiss(id) {
@@ -164,92 +148,38 @@ async function markAllRead() {
   applyRead({ up_to: lastId, ...(await api(config.readAllUrl, { method: "POST", body })) });
 }
 
-// Same host (any port): the browser sends Django's session cookie with the
-// handshake. Another host: fetch a short-lived ticket and send it first.
-async function helloMessage() {
-  const hello = { type: "hello", last_id: cursor ?? lastId };
-  if (new URL(config.wsUrl).hostname !== location.hostname) {
-    hello.ticket = (await api(config.ticketUrl, { method: "POST" })).ticket;
-  }
-  return hello;
-}
-
-async function connect() {
-  setState("connecting", "connecting…");
-  let hello;
-  try {
-    hello = await helloMessage();
-  } catch (error) {
-    return scheduleReconnect();
-  }
-  socket = new WebSocket(config.wsUrl);
-  socket.addEventListener("open", () => socket.send(JSON.stringify(hello)));
-  socket.addEventListener("message", (message) => handle(JSON.parse(message.data)));
-  socket.addEventListener("close", (event) => {
-    socket = null;
-    if (AUTH_CLOSE_CODES.has(event.code)) {
-      reconnectIfStillLoggedIn();
-    } else {
-      scheduleReconnect();
+function goLive() {
+  live = connect({
+    wsUrl: config.wsUrl,
+    ticketUrl: config.ticketUrl,
+    // Any API call answers 401 once the user is signed out; this is the
+    // cheapest one the page already knows.
+    sessionCheckUrl: config.listUrl + "?limit=1",
+    csrfToken,
+    // A function, so a reconnect before the first cursor resumes after
+    // whatever this page has shown by then, not just the first page.
+    lastId: () => lastId,
+  });
+  live.onState((state, text) => {
+    stateLabel.dataset.state = state;
+    stateLabel.textContent = text;
+  });
+  live.onFrame("welcome", (frame) => setUnread(frame.unread));
+  live.onFrame("notification", (frame) => {
+    if (show(frame, { live: true })) {
+      setUnread(Number(unreadBadge.textContent) + 1);
     }
   });
-}
-
-async function reconnectIfStillLoggedIn() {
-  const response = await fetch(config.listUrl + "?limit=1", { credentials: "same-origin" });
-  if (response.status === 401) {
-    setState("closed", "signed out: log in again");
-  } else {
-    scheduleReconnect();
-  }
-}
-
-function scheduleReconnect() {
-  // Exponential backoff with full jitter, so a server restart doesn't get
-  // every browser back in the same second.
-  const delay = Math.random() * Math.min(30000, 500 * 2 ** retries);
-  retries += 1;
-  setState("offline", "reconnecting…");
-  setTimeout(connect, delay);
-}
-
-function advanceCursor(value) {
-  if (typeof value === "number") cursor = Math.max(cursor ?? 0, value);
-}
-
-function handle(message) {
-  switch (message.type) {
-    case "welcome":
-      advanceCursor(message.cursor);
-      retries = 0;
-      setState("live", "live");
-      setUnread(message.unread);
-      break;
-    case "notification":
-      advanceCursor(message.cursor);
-      if (show(message, { live: true })) {
-        setUnread(Number(unreadBadge.textContent) + 1);
-      }
-      break;
-    case "read":
-      applyRead(message);
-      break;
-    case "dismissed":
-      applyDismissed(message);
-      break;
-    case "resync":
-      // Too much was missed to replay: reload the first page over HTTP.
-      loadPage(null);
-      break;
-    case "error":
-      console.warn("notifications:", message.code, message.message);
-      break;
-    default:
-      break;
-  }
+  live.onFrame("read", applyRead);
+  live.onFrame("dismissed", applyDismissed);
+  // Too much was missed to replay: reload the first page over HTTP.
+  live.onFrame("resync", () => loadPage(null));
+  live.onFrame("error", (frame) => {
+    console.warn("notifications:", frame.code, frame.message);
+  });
 }
 
 document.getElementById("mark-all-read").addEventListener("click", markAllRead);
 loadMoreButton.addEventListener("click", () => loadPage(nextBefore));
 
-loadPage(null).finally(connect);
+loadPage(null).finally(goLive);
