@@ -55,6 +55,10 @@ class EventAdmin(admin.ModelAdmin):
     autocomplete_fields = ["users"]
     readonly_fields = ["created_by", "created_at"]
 
+    def get_queryset(self, request: HttpRequest):
+        # Pushes from application code share the table, not the inbox.
+        return super().get_queryset(request).filter(push_type="")
+
     def has_change_permission(
         self, request: HttpRequest, obj: Event | None = None
     ) -> bool:

@@ -75,6 +75,14 @@ DEFAULTS: dict[str, Any] = {
     "DB_TIMEOUT": 10.0,
     "REDIS_TIMEOUT": 2.0,
     "SHUTDOWN_TIMEOUT": 10.0,
+    # Event types application code may push (notifications.live), by name:
+    # {"order.status": {"delivery": "durable", "check": "app.module.func"}}.
+    "EVENT_TYPES": {},
+    # Largest push payload, in bytes of JSON (larger: InvalidPayload).
+    "PUSH_MAX_BYTES": 8_192,
+    # Seconds a durable push is kept for resuming clients; the purgepushes
+    # command deletes older ones.
+    "PUSH_RETENTION": 86_400,
 }
 
 

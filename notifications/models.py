@@ -4,6 +4,12 @@ Events and the per-user inbox rows they fan out to.
 An :class:`Event` is what an admin or code sends; a :class:`Notification` is
 one recipient's copy of it, carrying that user's read/dismissed state. The
 database is the source of truth: Redis only carries news of committed events.
+
+A durable push from application code (``notifications.live``) is an
+``Event`` too, with its type, payload and audience in the ``push_*`` fields
+and no inbox rows: sharing the id sequence is what lets the ws_server's
+ledger, reconciliation and resume cover pushes exactly as they cover
+notifications.
 """
 
 from django.conf import settings
@@ -47,9 +53,20 @@ class Event(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+    # Blank for an inbox notification; a declared event type for a push.
+    push_type = models.CharField(max_length=100, blank=True, editable=False)
+    push_data = models.JSONField(null=True, blank=True, editable=False)
+    # The push's audience in the wire format's form (``wire.audience_data``):
+    # the ws_server matches it against connections, so no rows per recipient.
+    push_audience = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-id"]
+        indexes = [
+            # A resume reads the pushes after a client's position: this small
+            # partial index, not every notification since.
+            models.Index(fields=["id"], condition=~Q(push_type=""), name="event_push"),
+        ]
 
     def __str__(self) -> str:
         return self.title

@@ -3,9 +3,15 @@
 from typing import Any
 
 from .models import Audience, Event
-from .wire import AudienceSpec
+from .wire import (
+    AudienceSpec,
+    EventMessage,
+    audience_from_data,
+    event_message,
+    push_message,
+)
 
-__all__ = ["audience_spec", "event_payload"]
+__all__ = ["audience_spec", "event_message_of", "event_payload", "push_payload"]
 
 
 def event_payload(event: Event) -> dict[str, Any]:
@@ -19,6 +25,25 @@ def event_payload(event: Event) -> dict[str, Any]:
         "created_at": event.created_at.isoformat(),
         "expires_at": event.expires_at.isoformat() if event.expires_at else None,
     }
+
+
+def push_payload(event: Event) -> dict[str, Any]:
+    """Return the fields a client sees for a durable push."""
+    return {
+        "id": event.pk,
+        "name": event.push_type,
+        "data": event.push_data,
+        "sent_at": event.created_at.isoformat(),
+    }
+
+
+def event_message_of(event: Event) -> EventMessage:
+    """The message the stream carried, or would have, for ``event``."""
+    if event.push_type:
+        return push_message(
+            push_payload(event), audience_from_data(event.push_audience)
+        )
+    return event_message(event_payload(event), audience_spec(event))
 
 
 def audience_spec(event: Event) -> AudienceSpec:

@@ -26,6 +26,8 @@ from .payloads import audience_spec, event_payload
 __all__ = [
     "publish_dismissed",
     "publish_event",
+    "publish_group_changed",
+    "publish_push",
     "publish_read",
     "publish_session_ended",
     "publish_user_changed",
@@ -39,6 +41,12 @@ def publish_event(event: Event) -> None:
     """Announce a committed event to its audience."""
     with _publishing(f"event {event.pk}"):
         _xadd(wire.encode_event(event_payload(event), audience_spec(event)))
+
+
+def publish_push(message: str, *, what: str) -> None:
+    """Announce a push, encoded by ``notifications.live`` when it was made."""
+    with _publishing(what):
+        _xadd(message)
 
 
 def publish_read(
@@ -68,6 +76,12 @@ def publish_user_changed(user_id: int) -> None:
     """Make every ws_server re-check the connections of ``user_id``."""
     with _publishing(f"change of user {user_id}"):
         _xadd(wire.encode_user_changed(user_id))
+
+
+def publish_group_changed(group_id: int) -> None:
+    """Make every ws_server re-check the connections of the group's members."""
+    with _publishing(f"change of group {group_id}"):
+        _xadd(wire.encode_group_changed(group_id))
 
 
 def session_digest(session_key: str) -> str:

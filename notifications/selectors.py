@@ -1,10 +1,12 @@
 """
-Reads: who an event is for, a user's inbox, unread counts, what a client missed.
+Reads: who an event is for, a user's inbox, unread counts, what a client missed
+(notifications and durable pushes).
 
 All functions take keyword-only arguments and never write.
 """
 
 from collections.abc import Collection
+from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, F, Q, QuerySet, Window
@@ -21,6 +23,7 @@ __all__ = [
     "inbox",
     "latest_event_id",
     "missed_event_ids",
+    "pushes_after",
     "unread_count",
     "unread_counts",
 ]
@@ -128,6 +131,19 @@ def event_ids_after(*, after: int, also: Collection[int] = (), limit: int) -> li
     if also:
         ids = sorted({*ids, *events.filter(pk__in=also)})[:limit]
     return ids
+
+
+def pushes_after(*, after: int, sent_since: datetime, limit: int) -> list[Event]:
+    """
+    Up to ``limit`` durable pushes above id ``after`` sent at ``sent_since``
+    or later, oldest first (a range scan of the ``event_push`` index).
+    """
+    return list(
+        Event.objects.exclude(push_type="")
+        .filter(pk__gt=after, created_at__gte=sent_since)
+        .only("pk", "push_type", "push_data", "push_audience", "created_at")
+        .order_by("pk")[:limit]
+    )
 
 
 def latest_event_id() -> int:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.core.exceptions import ValidationError
@@ -22,6 +23,7 @@ __all__ = [
     "dismiss",
     "mark_all_read",
     "mark_read",
+    "record_push",
     "send_event",
     "validate_audience",
 ]
@@ -76,6 +78,16 @@ def send_event(
     _fan_out(event)
     transaction.on_commit(partial(publishing.publish_event, event), robust=True)
     return event
+
+
+def record_push(*, push_type: str, data: Any, audience: dict[str, Any]) -> Event:
+    """
+    Keep a durable push: one row, no inbox rows (its audience is matched
+    against connections by the ws_server), published by the caller.
+    """
+    return Event.objects.create(
+        title="", push_type=push_type, push_data=data, push_audience=audience
+    )
 
 
 def _fan_out(event: Event) -> None:

@@ -1,7 +1,8 @@
 """
 Thin receivers: turn auth changes into control messages for open sockets.
 
-Logout, password changes, deactivation, deletion and group changes must reach
+Logout, password changes, deactivation, deletion, group and permission
+changes (a user's own, or a group's) must reach
 every ws_server process, so they travel on the same Redis stream as events,
 after the change commits. Logging out announces the session's end whatever
 the session engine, database sessions included.
@@ -19,8 +20,10 @@ from functools import partial
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
+from django.db.models import Model, QuerySet
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
@@ -33,7 +36,7 @@ User = get_user_model()
 SOCKET_FIELDS = frozenset(
     {"password", "is_active", "is_staff", "is_superuser", User.USERNAME_FIELD}
 )
-#: Where ``pre_clear`` leaves a group's members for ``post_clear``.
+#: Where ``pre_clear`` leaves the holders of a relation for ``post_clear``.
 CLEARED_MEMBERS = "_notifications_cleared_members"
 
 
@@ -61,21 +64,95 @@ def user_deleted(sender, instance, **kwargs) -> None:
 
 @receiver(m2m_changed, sender=User.groups.through, dispatch_uid="notifications.groups")
 def groups_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
-    if not reverse:  # user.groups.add/remove/clear(): instance is the user
+    # Forward, user.groups.add(): the user changed. Reverse,
+    # group.user_set.add(): pk_set holds the users.
+    _relation_changed(
+        sender,
+        instance,
+        action,
+        reverse,
+        pk_set,
+        holders=lambda group: User._default_manager.filter(groups=group),
+        announce=_users_changed,
+    )
+
+
+@receiver(
+    m2m_changed,
+    sender=User.user_permissions.through,
+    dispatch_uid="notifications.user_permissions",
+)
+def user_permissions_changed(sender, instance, action, reverse, pk_set, **kwargs):
+    _relation_changed(
+        sender,
+        instance,
+        action,
+        reverse,
+        pk_set,
+        holders=lambda permission: User._default_manager.filter(
+            user_permissions=permission
+        ),
+        announce=_users_changed,
+    )
+
+
+@receiver(
+    m2m_changed,
+    sender=Group.permissions.through,
+    dispatch_uid="notifications.group_permissions",
+)
+def group_permissions_changed(sender, instance, action, reverse, pk_set, **kwargs):
+    # A group's members are found by each ws_server among its connections:
+    # one message per group, however many members it has.
+    _relation_changed(
+        sender,
+        instance,
+        action,
+        reverse,
+        pk_set,
+        holders=lambda permission: Group.objects.filter(permissions=permission),
+        announce=_groups_changed,
+    )
+
+
+def _relation_changed(
+    sender: type[Model],
+    instance: Model,
+    action: str,
+    reverse: bool,
+    pk_set: set[Any] | None,
+    *,
+    holders: Callable[[Model], QuerySet],
+    announce: Callable[[Iterable[Any]], None],
+) -> None:
+    """
+    Announce the side of a many-to-many relation whose rights changed.
+
+    Forward (``user.groups.add()``) the instance changed; reverse
+    (``group.user_set.add()``) the objects in ``pk_set`` did. A reverse
+    ``clear()`` sends no ``pk_set``: ``pre_clear`` keeps the holders for
+    ``post_clear``.
+    """
+    cleared = f"{CLEARED_MEMBERS}_{sender._meta.db_table}"
+    if not reverse:
         if action == "post_clear" or (action in {"post_add", "post_remove"} and pk_set):
-            _users_changed([instance.pk])
-    elif action == "pre_clear":  # group.user_set.clear(): post_clear has no pk_set
-        members = User._default_manager.filter(groups=instance)
-        setattr(instance, CLEARED_MEMBERS, list(members.values_list("pk", flat=True)))
+            announce([instance.pk])
+    elif action == "pre_clear":
+        setattr(instance, cleared, list(holders(instance).values_list("pk", flat=True)))
     elif action == "post_clear":
-        _users_changed(instance.__dict__.pop(CLEARED_MEMBERS, ()))
-    elif action in {"post_add", "post_remove"}:  # pk_set holds the users
-        _users_changed(pk_set)
+        announce(instance.__dict__.pop(cleared, ()))
+    elif action in {"post_add", "post_remove"} and pk_set:
+        announce(pk_set)
 
 
 def _users_changed(user_ids: Iterable[int]) -> None:
     for user_id in user_ids:
         _on_commit(publishing.publish_user_changed, user_id)
+
+
+def _groups_changed(group_ids: Iterable[int]) -> None:
+    for group_id in group_ids:
+        _on_commit(publishing.publish_group_changed, group_id)
 
 
 def _on_commit(publish: Callable[..., None], *args: Any) -> None:

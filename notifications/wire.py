@@ -23,12 +23,15 @@ from enum import IntEnum
 from typing import Any
 
 __all__ = [
+    "NOTIFICATION",
+    "PUSH",
     "VERSION",
     "AudienceSpec",
     "ClientMessage",
     "CloseCode",
     "Dismiss",
     "EventMessage",
+    "GroupChanged",
     "Hello",
     "MarkAllRead",
     "MarkRead",
@@ -38,12 +41,17 @@ __all__ = [
     "UnknownVersion",
     "UserChanged",
     "UserFrame",
+    "audience_data",
+    "audience_from_data",
     "decode_redis",
     "encode_dismissed",
     "encode_error",
     "encode_event",
     "encode_for_user",
+    "encode_frame",
+    "encode_group_changed",
     "encode_notification",
+    "encode_push",
     "encode_read_state",
     "encode_resync",
     "encode_session_ended",
@@ -51,6 +59,7 @@ __all__ = [
     "encode_welcome",
     "event_message",
     "parse_client_message",
+    "push_message",
 ]
 
 VERSION = 1
@@ -85,21 +94,42 @@ class CloseCode(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class AudienceSpec:
-    """Who an event is for, in terms a ws_server can match without a query."""
+    """
+    Who an event is for, in terms a ws_server can match without a query.
+
+    The recipients are the union of every part that is set. ``permissions``
+    are ``"app_label.codename"`` names: holding any one of them (directly or
+    through a group) qualifies, and so does being a superuser, as with
+    Django's ``ModelBackend``.
+    """
 
     everyone: bool = False
     staff: bool = False
+    superusers: bool = False
     groups: frozenset[int] = frozenset()
     users: frozenset[int] = frozenset()
+    permissions: frozenset[str] = frozenset()
+
+
+#: Frame types of the events a relay delivers.
+NOTIFICATION = "notification"
+PUSH = "push"
 
 
 @dataclass(frozen=True, slots=True)
 class EventMessage:
-    """A committed event: its client fields (``event``) and its audience."""
+    """
+    An event to deliver: its client fields (``event``) and its audience.
 
-    event_id: int
+    ``kind`` is the frame type: an inbox ``notification`` or a ``push`` from
+    application code. ``event_id`` is None for a live-only push, which has
+    no row in the database and so no place in the ledger or in a replay.
+    """
+
+    event_id: int | None
     audience: AudienceSpec
     event: dict[str, Any]
+    kind: str = NOTIFICATION
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +154,14 @@ class UserChanged:
     user_id: int
 
 
-RedisMessage = EventMessage | UserFrame | SessionEnded | UserChanged
+@dataclass(frozen=True, slots=True)
+class GroupChanged:
+    """A group's permissions changed: re-check the connections of its members."""
+
+    group_id: int
+
+
+RedisMessage = EventMessage | UserFrame | SessionEnded | UserChanged | GroupChanged
 
 
 class UnknownVersion(ValueError):
@@ -138,19 +175,72 @@ def encode_event(event: dict[str, Any], audience: AudienceSpec) -> str:
             "v": VERSION,
             "type": "event",
             "event": event,
-            "audience": {
-                "everyone": audience.everyone,
-                "staff": audience.staff,
-                "groups": sorted(audience.groups),
-                "users": sorted(audience.users),
-            },
+            "audience": audience_data(audience),
         }
+    )
+
+
+def encode_push(push: dict[str, Any], audience: AudienceSpec) -> str:
+    """
+    Encode a push for Redis. ``push`` has the client fields: ``id`` (None
+    when live-only), ``name``, ``data`` and ``sent_at``.
+    """
+    return _dumps(
+        {
+            "v": VERSION,
+            "type": "push",
+            "push": push,
+            "audience": audience_data(audience),
+        }
+    )
+
+
+def audience_data(audience: AudienceSpec) -> dict[str, Any]:
+    """The JSON form of an audience, on Redis and in a durable push's row."""
+    return {
+        "everyone": audience.everyone,
+        "staff": audience.staff,
+        "superusers": audience.superusers,
+        "groups": sorted(audience.groups),
+        "users": sorted(audience.users),
+        "permissions": sorted(audience.permissions),
+    }
+
+
+def audience_from_data(data: dict[str, Any]) -> AudienceSpec:
+    """
+    Read an audience back. A message from before superusers and permissions
+    existed has no such keys: it names neither.
+    """
+    return AudienceSpec(
+        everyone=bool(data["everyone"]),
+        staff=bool(data["staff"]),
+        superusers=bool(data.get("superusers", False)),
+        groups=frozenset(map(int, data["groups"])),
+        users=frozenset(map(int, data["users"])),
+        permissions=frozenset(map(str, data.get("permissions", ()))),
     )
 
 
 def event_message(event: dict[str, Any], audience: AudienceSpec) -> EventMessage:
     """Build the message a relay handles, from Redis or from the database."""
     return EventMessage(event_id=int(event["id"]), audience=audience, event=event)
+
+
+def push_message(push: dict[str, Any], audience: AudienceSpec) -> EventMessage:
+    """Build the message for a push, from Redis or (if durable) the database."""
+    event_id = push["id"]
+    return EventMessage(
+        event_id=None if event_id is None else int(event_id),
+        audience=audience,
+        event={
+            "id": event_id,
+            "name": str(push["name"]),
+            "data": push["data"],
+            "sent_at": str(push["sent_at"]),
+        },
+        kind=PUSH,
+    )
 
 
 def encode_for_user(user_id: int, frame: str) -> str:
@@ -164,6 +254,10 @@ def encode_session_ended(session_digest: str) -> str:
 
 def encode_user_changed(user_id: int) -> str:
     return _dumps({"v": VERSION, "type": "user_changed", "user": user_id})
+
+
+def encode_group_changed(group_id: int) -> str:
+    return _dumps({"v": VERSION, "type": "group_changed", "group": group_id})
 
 
 def decode_redis(raw: str | bytes) -> RedisMessage:
@@ -184,22 +278,17 @@ def decode_redis(raw: str | bytes) -> RedisMessage:
         raise UnknownVersion(f"unsupported message version: {data.get('v')!r}")
     kind = data["type"]
     if kind == "event":
-        audience = data["audience"]
-        return event_message(
-            data["event"],
-            AudienceSpec(
-                everyone=bool(audience["everyone"]),
-                staff=bool(audience["staff"]),
-                groups=frozenset(map(int, audience["groups"])),
-                users=frozenset(map(int, audience["users"])),
-            ),
-        )
+        return event_message(data["event"], audience_from_data(data["audience"]))
+    if kind == "push":
+        return push_message(data["push"], audience_from_data(data["audience"]))
     if kind == "user":
         return UserFrame(user_id=int(data["user"]), frame=str(data["frame"]))
     if kind == "session_ended":
         return SessionEnded(session=str(data["session"]))
     if kind == "user_changed":
         return UserChanged(user_id=int(data["user"]))
+    if kind == "group_changed":
+        return GroupChanged(group_id=int(data["group"]))
     raise ValueError(f"unknown message type: {kind!r}")
 
 
@@ -214,7 +303,19 @@ def encode_notification(event: dict[str, Any], *, cursor: int | None) -> str:
     (see ``ws_server.ledger``); None in a replay, where the client keeps the
     cursor it had until the ``welcome`` that ends the replay.
     """
-    return _dumps({"type": "notification", **event, "cursor": cursor})
+    return _dumps({"type": NOTIFICATION, **event, "cursor": cursor})
+
+
+def encode_frame(message: EventMessage, *, cursor: int | None) -> str:
+    """
+    Encode an event message's frame (a notification or a push).
+
+    A live-only push carries no cursor: it has no place in the ledger, and
+    a client resuming never asks for it again.
+    """
+    if message.event_id is None:
+        cursor = None
+    return _dumps({"type": message.kind, **message.event, "cursor": cursor})
 
 
 def encode_welcome(*, user_id: int, username: str, unread: int, cursor: int) -> str:

@@ -129,7 +129,14 @@ REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # Live notifications: every NOTIFICATIONS_* setting can come from the
 # environment; notifications/conf.py has each one's default and meaning.
 NOTIFICATIONS_WS_ORIGINS = ["http://localhost:8000", "http://127.0.0.1:8000"]
-_CASTS = {bool: env.bool, int: env.int, float: env.float, list: env.list, str: env.str}
+_CASTS = {
+    bool: env.bool,
+    int: env.int,
+    float: env.float,
+    list: env.list,
+    str: env.str,
+    dict: env.json,
+}
 for _name, _default in NOTIFICATIONS_DEFAULTS.items():
     _variable = f"NOTIFICATIONS_{_name}"
     if _variable in env:

@@ -6,10 +6,16 @@ each other's rows or events.
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from django.conf import settings
+from django.test import override_settings
 
+from notifications import wire
+from notifications.broker import get_redis, stream_key
+from scripts.redis_server import RedisServer
 from tests.servers import WebSocketServerProcess
 
 RUN_ID = uuid.uuid4().hex[:10]
@@ -47,6 +53,31 @@ def ws_server(django_db_setup, django_db_blocker, redis_prefix):
     """A real ``runwsserver`` process on a free port, against the test database."""
     with WebSocketServerProcess(redis_prefix=redis_prefix) as server:
         yield server
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test's own, that Django publishes to: its stream
+    holds only this test's messages."""
+    with RedisServer() as server, override_settings(REDIS_URL=server.url):
+        get_redis.cache_clear()
+        yield server
+    get_redis.cache_clear()
+
+
+@pytest.fixture
+def published(private_redis, django_capture_on_commit_callbacks):
+    """Run the block's on_commit callbacks; then list what reached the stream."""
+
+    @contextmanager
+    def capture() -> Iterator[list[wire.RedisMessage]]:
+        messages: list[wire.RedisMessage] = []
+        with django_capture_on_commit_callbacks(execute=True):
+            yield messages
+        raw = get_redis().xrange(stream_key())
+        messages.extend(wire.decode_redis(fields["m"]) for _id, fields in raw)
+
+    return capture
 
 
 @pytest.hookimpl(wrapper=True)

@@ -171,13 +171,16 @@ class ResumingClient:
         with self._changed:
             connection.frames.append((now, frame))
             if (
-                frame["type"] in {"notification", "welcome"}
+                frame["type"] in {"notification", "push", "welcome"}
                 and frame.get("cursor") is not None
             ):
                 self.cursor = max(self.cursor or 0, frame["cursor"])
             if frame["type"] == "welcome":
                 self.welcomes += 1
-            if frame["type"] == "notification":
+            # Durable pushes have ids and resume like notifications.
+            if frame["type"] == "notification" or (
+                frame["type"] == "push" and frame["id"] is not None
+            ):
                 connection.ids.append(frame["id"])
                 self.shown.setdefault(frame["id"], now)
             self._changed.notify_all()

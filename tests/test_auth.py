@@ -9,6 +9,7 @@ import time
 import types
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.contrib.sessions.backends import cached_db
 from django.contrib.sessions.backends.db import SessionStore
 from django.db import OperationalError
@@ -244,12 +245,34 @@ def test_an_expired_database_session_is_refused():
 
 
 def test_a_batch_costs_the_same_few_queries_however_large(django_assert_num_queries):
-    """Sessions, users and groups: three queries for twenty handshakes."""
+    """Sessions, users, groups, and both kinds of permissions: five queries
+    for twenty handshakes."""
     keys = [session_of(make_user(groups=(make_group(),))) for _ in range(20)]
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(5):
         results = authenticate_sessions(keys)
     assert not refusals(results)
     assert all(len(results[key].group_ids) == 1 for key in keys)
+
+
+def test_permissions_are_loaded_as_model_backend_grants_them():
+    """A principal holds its own and its groups' permissions; a superuser's flag
+    stands for all of them."""
+    editors = make_group()
+    editors.permissions.add(permission("change_group"))
+    user = make_user(groups=(editors,))
+    user.user_permissions.add(permission("view_user"))
+    admin = make_user(is_superuser=True)
+    plain = make_user()
+    results = authenticate_sessions([session_of(u) for u in (user, admin, plain)])
+    by_user = {p.user_id: p for p in results.values()}
+    assert by_user[user.pk].permissions == {"auth.change_group", "auth.view_user"}
+    assert not by_user[user.pk].is_superuser
+    assert by_user[admin.pk].is_superuser
+    assert by_user[plain.pk].permissions == frozenset()
+
+
+def permission(codename: str) -> Permission:
+    return Permission.objects.get(content_type__app_label="auth", codename=codename)
 
 
 @override_settings(

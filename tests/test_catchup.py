@@ -1,9 +1,15 @@
 """load_catchups: what a batch of resuming connections missed, and their counts."""
 
-import pytest
+from datetime import timedelta
 
-from notifications import services
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from notifications import live, services
+from notifications.models import Event
 from tests.factories import make_user
+from ws_server import handler
 from ws_server.handler import load_catchups
 
 pytestmark = pytest.mark.django_db
@@ -41,11 +47,39 @@ def test_past_the_limit_the_answer_is_resync_not_a_replay():
     assert catchup.frames == []
 
 
-def test_a_batch_costs_three_queries(django_assert_num_queries):
-    """Unread counts, what was missed, the events: three queries for ten users."""
+def test_a_batch_costs_four_queries(django_assert_num_queries):
+    """Unread counts, what was missed, the events, the pushes: four queries for
+    ten users."""
     users = [make_user() for _ in range(10)]
     first = services.send_event(title="seen").pk
     services.send_event(title="missed")
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(4):
         catchups = load_catchups([(user.pk, first) for user in users], limit=10)
     assert all(len(catchup.frames) == 1 for catchup in catchups.values())
+
+
+@override_settings(NOTIFICATIONS_EVENT_TYPES={"probe": {}})
+def test_durable_pushes_within_retention_are_offered_to_the_batch():
+    """The pushes after the batch's lowest position come once for the batch;
+    one older than the retention is not replayed."""
+    alice, bob = make_user(), make_user()
+    first = services.send_event(title="seen").pk
+    stale = live.push("probe", {"n": 0}, to=live.users(alice))
+    Event.objects.filter(pk=stale).update(created_at=timezone.now() - timedelta(days=2))
+    kept = [live.push("probe", {"n": n}, to=live.users(bob)) for n in (1, 2)]
+    catchups = load_catchups([(alice.pk, first), (bob.pk, kept[0])], limit=10)
+    offered = catchups[alice.pk, first].pushes
+    assert offered is catchups[bob.pk, kept[0]].pushes
+    assert [event_id for event_id, _audience, _frame in offered] == kept
+
+
+@override_settings(NOTIFICATIONS_EVENT_TYPES={"probe": {}})
+def test_more_pushes_than_the_scan_limit_means_resync(monkeypatch):
+    """Past PUSH_SCAN_LIMIT pushes (to anyone) the resume resyncs, not replays."""
+    monkeypatch.setattr(handler, "PUSH_SCAN_LIMIT", 2)
+    alice = make_user()
+    first = services.send_event(title="seen").pk
+    for n in range(3):
+        live.push("probe", {"n": n}, to=live.everyone())
+    [catchup] = load_catchups([(alice.pk, first)], limit=10).values()
+    assert catchup.overflow

@@ -35,7 +35,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from notifications import services
+from notifications import live, services
 from notifications.broker import get_redis
 from scripts.redis_server import RedisServer
 from tests.clients import (
@@ -69,6 +69,8 @@ class Sender:
 
     count: int
     rate: float = 50.0
+    #: Make every other event a durable push rather than a notification.
+    pushes: bool = False
     committed: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -88,8 +90,11 @@ class Sender:
         try:
             for i in range(self.count):
                 started = time.monotonic()
-                event = services.send_event(title=f"event {i}")
-                self.committed[event.pk] = time.monotonic()
+                if self.pushes and i % 2:
+                    event_id = live.push("fault.probe", {"i": i}, to=live.everyone())
+                else:
+                    event_id = services.send_event(title=f"event {i}").pk
+                self.committed[event_id] = time.monotonic()
                 time.sleep(max(0.0, 1 / self.rate - (time.monotonic() - started)))
         finally:
             connection.close()
@@ -173,11 +178,26 @@ def assert_delivered(
         assert not late, f"shown more than {BOUND}s after commit or recovery: {late}"
 
 
-def test_redis_hung_mid_stream(private_redis, redis_prefix):
+#: Runs a case with inbox notifications only, and again with every other
+#: event a durable push, which the same promises cover.
+with_durable_pushes = pytest.mark.parametrize(
+    "pushes", [False, True], ids=["notifications", "durable-pushes"]
+)
+
+
+@pytest.fixture
+def probe_type():
+    """Declare the durable push type the sender uses."""
+    with override_settings(NOTIFICATIONS_EVENT_TYPES={"fault.probe": {}}):
+        yield
+
+
+@with_durable_pushes
+def test_redis_hung_mid_stream(private_redis, redis_prefix, probe_type, pushes):
     """Redis SIGSTOPped for 5 s mid-stream: every event arrives once, within the bound."""
     with ExitStack() as stack:
         clients = two_servers_four_clients(redis_prefix, private_redis.url, stack)
-        sender = Sender(300).start()
+        sender = Sender(300, pushes=pushes).start()
         time.sleep(1)
         recovered_at = pause(private_redis.pid, 5)
         assert_delivered(clients, sender.join(), recovered_at=recovered_at)
@@ -195,7 +215,8 @@ def test_redis_killed_and_restarted_empty(private_redis, redis_prefix):
         assert_delivered(clients, sender.join(), recovered_at=time.monotonic())
 
 
-def test_ws_server_killed_mid_stream(private_redis, redis_prefix):
+@with_durable_pushes
+def test_ws_server_killed_mid_stream(private_redis, redis_prefix, probe_type, pushes):
     """A ws_server SIGKILLed mid-stream: its clients resume on the other, nothing lost."""
     users = [make_user(), make_user()]
     with ExitStack() as stack:
@@ -210,7 +231,7 @@ def test_ws_server_killed_mid_stream(private_redis, redis_prefix):
             clients.append(stack.enter_context(client).start())
         for client in clients:
             client.wait_until_live()
-        sender = Sender(150).start()
+        sender = Sender(150, pushes=pushes).start()
         time.sleep(1)
         target["server"] = survivor
         doomed.kill()

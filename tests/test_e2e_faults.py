@@ -5,14 +5,10 @@ kills Redis starts its own private redis-server, never the shared one.
 """
 
 import time
-from collections.abc import Iterator
 
 import pytest
-from django.test import override_settings
 
 from notifications import services
-from notifications.broker import get_redis
-from scripts.redis_server import RedisServer
 from tests.clients import receive, send_json, subscriber
 from tests.factories import make_user
 from tests.servers import WebSocketServerProcess
@@ -36,15 +32,6 @@ def receive_ids(connection, count: int, timeout: float = 10.0) -> list[int]:
         if frame["type"] == "notification" and frame["id"] not in ids:
             ids.append(frame["id"])
     return ids
-
-
-@pytest.fixture
-def private_redis() -> Iterator[RedisServer]:
-    """A redis-server of this test's own; Django publishes to it too."""
-    with RedisServer() as server, override_settings(REDIS_URL=server.url):
-        get_redis.cache_clear()
-        yield server
-    get_redis.cache_clear()
 
 
 def test_redis_killed_and_restarted_loses_nothing(private_redis, redis_prefix):

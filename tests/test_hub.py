@@ -1,14 +1,20 @@
 """The connection registry: recipients by audience, re-indexing, removal."""
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 from notifications.wire import AudienceSpec
 from ws_server.auth import Principal
-from ws_server.hub import Client, Hub
+from ws_server.hub import Client, Hub, includes
 
 
 def client(
-    user_id: int, *, staff: bool = False, groups: frozenset[int] = frozenset()
+    user_id: int,
+    *,
+    staff: bool = False,
+    superuser: bool = False,
+    groups: frozenset[int] = frozenset(),
+    permissions: frozenset[str] = frozenset(),
 ) -> Client:
     principal = Principal(
         user_id=user_id,
@@ -17,6 +23,8 @@ def client(
         group_ids=groups,
         session_key=f"key{user_id}",
         session_digest=f"digest{user_id}",
+        is_superuser=superuser,
+        permissions=permissions,
     )
     return Client(SimpleNamespace(id=user_id), principal, 0.0)  # type: ignore[arg-type]
 
@@ -59,3 +67,69 @@ def test_update_reindexes_a_client():
     hub.update(member, client(2, groups=frozenset({8})).principal)
     assert not hub.recipients(AudienceSpec(groups=frozenset({7})))
     assert set(hub.recipients(AudienceSpec(groups=frozenset({8})))) == {member}
+
+
+def crowd() -> list[Client]:
+    return [
+        client(1, staff=True),
+        client(2, groups=frozenset({7})),
+        client(3),
+        client(4, superuser=True),
+        client(5, permissions=frozenset({"shop.view_order"})),
+        client(6, groups=frozenset({8}), permissions=frozenset({"shop.change_order"})),
+    ]
+
+
+def test_recipients_of_superuser_permission_and_combined_audiences():
+    """Superusers match permission audiences; a combined audience is the union."""
+    hub = Hub()
+    clients = crowd()
+    for c in clients:
+        hub.add(c)
+
+    def users(audience: AudienceSpec) -> set[int]:
+        return {c.principal.user_id for c in hub.recipients(audience)}
+
+    assert users(AudienceSpec(superusers=True)) == {4}
+    assert users(AudienceSpec(permissions=frozenset({"shop.view_order"}))) == {4, 5}
+    assert users(
+        AudienceSpec(permissions=frozenset({"shop.view_order", "shop.change_order"}))
+    ) == {4, 5, 6}
+    assert users(
+        AudienceSpec(staff=True, groups=frozenset({7}), users=frozenset({3}))
+    ) == {1, 2, 3}
+    assert users(AudienceSpec()) == set()
+
+
+def test_includes_agrees_with_recipients():
+    """includes() (used on resume) says yes exactly to the hub's recipients."""
+    hub = Hub()
+    clients = crowd()
+    for c in clients:
+        hub.add(c)
+    audiences = [
+        AudienceSpec(everyone=True),
+        AudienceSpec(staff=True),
+        AudienceSpec(superusers=True),
+        AudienceSpec(groups=frozenset({7, 9})),
+        AudienceSpec(users=frozenset({3, 6})),
+        AudienceSpec(permissions=frozenset({"shop.change_order"})),
+        AudienceSpec(staff=True, permissions=frozenset({"shop.view_order"})),
+        AudienceSpec(),
+    ]
+    for audience in audiences:
+        expected = set(hub.recipients(audience))
+        assert {c for c in clients if includes(audience, c.principal)} == expected
+
+
+def test_permission_index_follows_updates():
+    """A re-check that drops a permission takes the client out of its audience."""
+    hub = Hub()
+    holder = client(5, permissions=frozenset({"shop.view_order"}))
+    hub.add(holder)
+    audience = AudienceSpec(permissions=frozenset({"shop.view_order"}))
+    assert set(hub.recipients(audience)) == {holder}
+    hub.update(holder, replace(holder.principal, permissions=frozenset()))
+    assert not hub.recipients(audience)
+    hub.discard(holder)
+    assert not hub._by_permission

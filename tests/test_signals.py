@@ -3,11 +3,10 @@ Auth changes become control messages on the stream, after commit; changes no
 socket cares about, and bulk session deletes, publish nothing.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.contrib.sessions.models import Session
 from django.core.management import call_command
 from django.db import connection
@@ -16,41 +15,15 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from notifications import wire
-from notifications.broker import get_redis, stream_key
 from notifications.publishing import session_digest
-from scripts.redis_server import RedisServer
 from tests.factories import make_group, make_user
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("private_redis")]
 
 SESSION_ENGINES = {
     "db": "django.contrib.sessions.backends.db",
     "cache": "django.contrib.sessions.backends.cache",
 }
-
-
-@pytest.fixture(autouse=True)
-def private_redis() -> Iterator[RedisServer]:
-    """A redis-server of this test's own: its stream holds only this test's messages."""
-    with RedisServer() as server, override_settings(REDIS_URL=server.url):
-        get_redis.cache_clear()
-        yield server
-    get_redis.cache_clear()
-
-
-@pytest.fixture
-def published(django_capture_on_commit_callbacks):
-    """Run the block's on_commit callbacks; then list what reached the stream."""
-
-    @contextmanager
-    def capture() -> Iterator[list[wire.RedisMessage]]:
-        messages: list[wire.RedisMessage] = []
-        with django_capture_on_commit_callbacks(execute=True):
-            yield messages
-        raw = get_redis().xrange(stream_key())
-        messages.extend(wire.decode_redis(fields["m"]) for _id, fields in raw)
-
-    return capture
 
 
 def changed_users(messages: list[wire.RedisMessage]) -> list[int]:
@@ -83,6 +56,63 @@ def test_group_add_and_remove_announce_the_users(published):
         group.user_set.add(alice, bob)
         group.user_set.remove(bob)
     assert sorted(changed_users(messages)) == sorted([alice.pk, bob.pk, bob.pk])
+
+
+def changed_groups(messages: list[wire.RedisMessage]) -> list[int]:
+    return [m.group_id for m in messages if isinstance(m, wire.GroupChanged)]
+
+
+def auth_permission(codename: str) -> Permission:
+    return Permission.objects.get(content_type__app_label="auth", codename=codename)
+
+
+def test_user_permission_changes_announce_the_user(published):
+    """user.user_permissions.add/remove/clear each publish user_changed."""
+    alice = make_user()
+    view = auth_permission("view_user")
+    with published() as messages:
+        alice.user_permissions.add(view)
+        alice.user_permissions.remove(view)
+        alice.user_permissions.add(view)
+        alice.user_permissions.clear()
+    assert changed_users(messages) == [alice.pk] * 4
+
+
+def test_permission_given_to_users_from_its_side_announces_them(published):
+    """permission.user_set.add() and .clear() announce the users concerned."""
+    alice, bob = make_user(), make_user()
+    view = auth_permission("view_user")
+    with published() as messages:
+        view.user_set.add(alice, bob)
+    with published() as cleared:
+        view.user_set.clear()
+    assert sorted(changed_users(messages)) == sorted([alice.pk, bob.pk])
+    assert sorted(changed_users(cleared)) == sorted([alice.pk, bob.pk] * 2)
+
+
+def test_group_permission_changes_announce_the_group(published):
+    """group.permissions.add/remove/clear publish one group_changed each, not
+    one message per member."""
+    group = make_group()
+    make_user(groups=(group,)), make_user(groups=(group,))
+    view = auth_permission("view_user")
+    with published() as messages:
+        group.permissions.add(view)
+        group.permissions.remove(view)
+        group.permissions.add(view)
+        group.permissions.clear()
+    assert changed_groups(messages) == [group.pk] * 4
+    assert changed_users(messages) == []
+
+
+def test_permission_cleared_from_its_groups_announces_them(published):
+    """permission.group_set.clear() announces every group that held it."""
+    first, second = make_group(), make_group()
+    view = auth_permission("view_user")
+    view.group_set.add(first, second)
+    with published() as messages:
+        view.group_set.clear()
+    assert sorted(changed_groups(messages)) == sorted([first.pk, second.pk])
 
 
 @pytest.mark.parametrize("fields", [["last_login"], ["first_name"]])

@@ -32,6 +32,47 @@ def test_notification_frame_carries_the_resume_cursor():
     assert frame == {"type": "notification", **EVENT, "cursor": 40}
 
 
+PUSH = {"id": 43, "name": "order.status", "data": {"order": 1}, "sent_at": "t"}
+
+
+@pytest.mark.parametrize("event_id", [43, None], ids=["durable", "live"])
+def test_push_round_trips_through_redis(event_id):
+    """A push decodes to its id (None if live-only), audience, name and data."""
+    audience = wire.AudienceSpec(
+        superusers=True, permissions=frozenset({"shop.view_order"})
+    )
+    push = {**PUSH, "id": event_id}
+    message = wire.decode_redis(wire.encode_push(push, audience))
+    assert message == wire.EventMessage(
+        event_id=event_id, audience=audience, event=push, kind=wire.PUSH
+    )
+
+
+def test_push_frame_carries_a_cursor_only_when_durable():
+    """A durable push's frame resumes like a notification's; a live one's has no cursor."""
+    durable = wire.push_message(PUSH, wire.AudienceSpec(everyone=True))
+    assert json.loads(wire.encode_frame(durable, cursor=43)) == {
+        "type": "push",
+        **PUSH,
+        "cursor": 43,
+    }
+    passing = wire.push_message({**PUSH, "id": None}, wire.AudienceSpec(everyone=True))
+    assert json.loads(wire.encode_frame(passing, cursor=43))["cursor"] is None
+
+
+def test_audience_from_before_permissions_decodes():
+    """An event published before superusers and permissions existed still decodes."""
+    raw = json.dumps(
+        {
+            "v": wire.VERSION,
+            "type": "event",
+            "event": EVENT,
+            "audience": {"everyone": False, "staff": True, "groups": [], "users": []},
+        }
+    )
+    assert wire.decode_redis(raw).audience == wire.AudienceSpec(staff=True)
+
+
 def test_redis_messages_carry_a_version():
     """Every Redis message says which version of the format it is."""
     assert json.loads(wire.encode_user_changed(1))["v"] == wire.VERSION
@@ -54,6 +95,7 @@ def test_unknown_version_is_rejected_explicitly():
         ),
         (wire.encode_session_ended("abc"), wire.SessionEnded),
         (wire.encode_user_changed(5), wire.UserChanged),
+        (wire.encode_group_changed(5), wire.GroupChanged),
     ],
 )
 def test_control_messages_round_trip(raw, message):

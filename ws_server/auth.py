@@ -15,6 +15,7 @@ in the log (which check failed), and never log a credential.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +31,7 @@ from django.contrib.auth import (
     load_backend,
 )
 from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.models import Permission
 from django.contrib.sessions.backends import cache, cached_db, db, signed_cookies
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 from django.core.cache import caches
@@ -71,6 +73,10 @@ class Principal:
     session_digest: str = field(repr=False)
     # When the session expires (epoch seconds): the connection is re-checked then.
     expires_at: float = float("inf")
+    is_superuser: bool = False
+    # "app_label.codename" of every permission held, directly or through a
+    # group (a superuser's are not loaded: it holds them all).
+    permissions: frozenset[str] = frozenset()
 
 
 def authenticate_sessions(
@@ -102,6 +108,10 @@ def authenticate_sessions(
         claims[key] = (backend_path, user_id)
     users = _load_users(set(claims.values()))
     group_ids = _load_group_ids({user.pk for user in users.values() if user})
+    permissions = _load_permissions(
+        {user.pk for user in users.values() if user and not _is_superuser(user)},
+        group_ids,
+    )
     for key, claim in claims.items():
         user = users[claim]
         data, expiry = sessions[key]
@@ -120,8 +130,14 @@ def authenticate_sessions(
                 session_key=key,
                 session_digest=session_digest(key),
                 expires_at=expiry.timestamp(),
+                is_superuser=_is_superuser(user),
+                permissions=permissions.get(user.pk, frozenset()),
             )
     return results
+
+
+def _is_superuser(user: Any) -> bool:
+    return bool(getattr(user, "is_superuser", False))
 
 
 def _load_sessions(
@@ -241,6 +257,54 @@ def _load_group_ids(user_ids: set[Any]) -> dict[Any, frozenset[int]]:
     for user_id, group_id in memberships:
         group_ids.setdefault(user_id, set()).add(group_id)
     return {user_id: frozenset(ids) for user_id, ids in group_ids.items()}
+
+
+def _load_permissions(
+    user_ids: set[Any], group_ids: dict[Any, frozenset[int]]
+) -> dict[Any, frozenset[str]]:
+    """
+    Each user's permission names, as ``ModelBackend`` grants them: the
+    user's own and their groups', in two queries for the whole batch.
+
+    Names are interned, so a thousand connections holding the same
+    permission share one string.
+    """
+    user_model = get_user_model()
+    own: dict[Any, set[str]] = {}
+    if _has_field(user_model, "user_permissions"):
+        rows = Permission.objects.filter(user__in=user_ids).values_list(
+            "user", "content_type__app_label", "codename"
+        )
+        for user_id, app_label, codename in rows:
+            own.setdefault(user_id, set()).add(sys.intern(f"{app_label}.{codename}"))
+    wanted_groups = {
+        group_id for user_id in user_ids for group_id in group_ids.get(user_id, ())
+    }
+    by_group: dict[int, set[str]] = {}
+    if wanted_groups:
+        rows = Permission.objects.filter(group__in=wanted_groups).values_list(
+            "group", "content_type__app_label", "codename"
+        )
+        for group_id, app_label, codename in rows:
+            by_group.setdefault(group_id, set()).add(
+                sys.intern(f"{app_label}.{codename}")
+            )
+    permissions = {}
+    for user_id in user_ids:
+        names = set(own.get(user_id, ()))
+        for group_id in group_ids.get(user_id, ()):
+            names |= by_group.get(group_id, set())
+        if names:
+            permissions[user_id] = frozenset(names)
+    return permissions
+
+
+def _has_field(model: Any, name: str) -> bool:
+    try:
+        model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return False
+    return True
 
 
 def _session_hash_matches(user: Any, session_hash: str | None) -> bool:

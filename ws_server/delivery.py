@@ -26,11 +26,12 @@ from notifications import selectors
 from notifications.wire import (
     CloseCode,
     EventMessage,
+    GroupChanged,
     RedisMessage,
     SessionEnded,
     UserChanged,
     UserFrame,
-    encode_notification,
+    encode_frame,
 )
 
 from .db import run_orm
@@ -169,6 +170,10 @@ class Dispatcher:
             elif isinstance(message, UserChanged):
                 self.revocations.user_changed(message.user_id, now)
                 self.rechecker.request(message.user_id)
+            elif isinstance(message, GroupChanged):
+                self.revocations.group_changed(message.group_id, now)
+                for client in self.hub.of_group(message.group_id):
+                    self.rechecker.request(client.principal.user_id)
         self.deliver(events)
 
     def deliver(self, events: Sequence[EventMessage]) -> None:
@@ -176,16 +181,18 @@ class Dispatcher:
         Send events to their audiences, once each, in order.
 
         Each frame carries the ledger's cursor as it stands once the event
-        is accepted. Consecutive events with the same recipients (the hub
+        is accepted. A live-only push has no id: the ledger never sees it. Consecutive events with the same recipients (the hub
         returns the same set for "everyone" or "staff") are sent as one run.
         """
         now = time.monotonic()
         recipients: Collection[Client] | None = None
         run: list[Item] = []
         for event in events:
-            if not self.ledger.accept(event.event_id, now):
+            if event.event_id is not None and not self.ledger.accept(
+                event.event_id, now
+            ):
                 continue
-            frame = encode_notification(event.event, cursor=self.ledger.cursor)
+            frame = encode_frame(event, cursor=self.ledger.cursor)
             clients = self.hub.recipients(event.audience)
             if clients is not recipients and run:
                 self._send(recipients or (), run)

@@ -16,7 +16,10 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
+from operator import itemgetter
 
+from django.utils import timezone
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from websockets.asyncio.server import ServerConnection
@@ -28,8 +31,9 @@ from websockets.exceptions import (
 
 from notifications import selectors, services
 from notifications.conf import settings
-from notifications.payloads import event_payload
+from notifications.payloads import event_message_of, event_payload
 from notifications.wire import (
+    AudienceSpec,
     CloseCode,
     Dismiss,
     Hello,
@@ -37,6 +41,7 @@ from notifications.wire import (
     MarkRead,
     ProtocolError,
     encode_error,
+    encode_frame,
     encode_notification,
     encode_resync,
     encode_welcome,
@@ -47,7 +52,7 @@ from .auth import AuthenticationFailed, Principal, authenticate_sessions, redeem
 from .batching import Batcher
 from .db import DatabaseUnavailable, run_orm
 from .delivery import Dispatcher, Frames
-from .hub import Client
+from .hub import Client, includes
 from .limits import TokenBucket
 
 __all__ = ["Handler", "HandlerConfig", "peer"]
@@ -64,11 +69,24 @@ class HandlerConfig:
     max_connections_per_user: int
 
 
+#: Most durable pushes one batch of resumes reads. Pushes are matched to
+#: their recipients here, not in SQL, so a resume past more pushes than this
+#: (to anyone) is told to resync rather than left with a gap.
+PUSH_SCAN_LIMIT = 5_000
+
+
 @dataclass(frozen=True, slots=True)
 class Catchup:
+    """
+    What a resume replays: the missed notifications' frames, the unread
+    count, and the durable pushes after the batch's lowest position, to be
+    matched against the client (the same list for the whole batch).
+    """
+
     frames: list[tuple[int, str]]
     unread: int
     overflow: bool
+    pushes: Sequence[tuple[int, AudienceSpec, str]] = ()
 
 
 class Handler:
@@ -143,7 +161,7 @@ class Handler:
         if revocations.is_ended(principal.session_digest, time.monotonic()):
             logger.info("closing %r: session ended", client)
             client.close(CloseCode.SESSION_REVOKED, "session ended")
-        elif revocations.changed_since(principal.user_id, client.checked_at):
+        elif revocations.changed_since(principal, client.checked_at):
             self.dispatcher.rechecker.request(principal.user_id)
 
     async def _try_again_later(
@@ -228,11 +246,26 @@ class Handler:
         Everything goes out in one write, with no await between reading the
         held frames and ending the hold, so no live frame can slip between.
         """
-        catchup = await self.catchups.load((client.principal.user_id, last_id))
+        principal = client.principal
+        catchup = await self.catchups.load((principal.user_id, last_id))
+        missed = catchup.frames
+        if catchup.pushes and last_id is not None:
+            missed = sorted(
+                missed
+                + [
+                    (event_id, frame)
+                    for event_id, audience, frame in catchup.pushes
+                    if event_id > last_id and includes(audience, principal)
+                ],
+                key=itemgetter(0),
+            )
+        overflow = catchup.overflow or len(missed) > self.config.resume_limit
+        if overflow:
+            missed = []
         frames = []
-        if catchup.overflow:
+        if overflow:
             frames.append(encode_resync("too many missed notifications"))
-        frames += [frame for _event_id, frame in catchup.frames]
+        frames += [frame for _event_id, frame in missed]
         frames.append(
             encode_welcome(
                 user_id=client.principal.user_id,
@@ -242,7 +275,7 @@ class Handler:
                 cursor=self.dispatcher.ledger.cursor,
             )
         )
-        replayed = {event_id for event_id, _frame in catchup.frames}
+        replayed = {event_id for event_id, _frame in missed}
         assert client.pending is not None
         frames += [
             frame
@@ -340,13 +373,41 @@ def load_catchups(
         event_id: encode_notification(event_payload(event), cursor=None)
         for event_id, event in events.items()
     }
+    pushes, pushes_overflow = _load_pushes(
+        [last_id for _user_id, last_id in requests if last_id is not None]
+    )
     catchups = {}
     for user_id, last_id in requests:
         event_ids = missed.get((user_id, last_id), []) if last_id is not None else []
-        overflow = len(event_ids) > limit
+        overflow = len(event_ids) > limit or (pushes_overflow and last_id is not None)
         replay = [] if overflow else [(id_, frames[id_]) for id_ in event_ids]
-        catchups[user_id, last_id] = Catchup(replay, unread[user_id], overflow)
+        catchups[user_id, last_id] = Catchup(replay, unread[user_id], overflow, pushes)
     return catchups
+
+
+def _load_pushes(
+    last_ids: list[int],
+) -> tuple[list[tuple[int, AudienceSpec, str]], bool]:
+    """
+    Blocking: the durable pushes after the lowest of ``last_ids`` still
+    within their retention, each encoded once, and whether there were more
+    than ``PUSH_SCAN_LIMIT``.
+    """
+    if not last_ids:
+        return [], False
+    events = selectors.pushes_after(
+        after=min(last_ids),
+        sent_since=timezone.now() - timedelta(seconds=settings.PUSH_RETENTION),
+        limit=PUSH_SCAN_LIMIT + 1,
+    )
+    pushes = []
+    for event in events[:PUSH_SCAN_LIMIT]:
+        message = event_message_of(event)
+        assert message.event_id is not None  # a row has an id
+        pushes.append(
+            (message.event_id, message.audience, encode_frame(message, cursor=None))
+        )
+    return pushes, len(events) > PUSH_SCAN_LIMIT
 
 
 def peer(connection: ServerConnection) -> str:

@@ -19,7 +19,7 @@ from notifications.wire import AudienceSpec
 
 from .auth import Principal
 
-__all__ = ["Client", "Hub"]
+__all__ = ["Client", "Hub", "includes"]
 
 K = TypeVar("K", int, str)
 
@@ -93,9 +93,11 @@ class Hub:
     def __init__(self) -> None:
         self._all: set[Client] = set()
         self._staff: set[Client] = set()
+        self._superusers: set[Client] = set()
         self._by_user: defaultdict[int, set[Client]] = defaultdict(set)
         self._by_group: defaultdict[int, set[Client]] = defaultdict(set)
         self._by_session: defaultdict[str, set[Client]] = defaultdict(set)
+        self._by_permission: defaultdict[str, set[Client]] = defaultdict(set)
 
     def __len__(self) -> int:
         return len(self._all)
@@ -108,38 +110,63 @@ class Hub:
         self._all.add(client)
         if principal.is_staff:
             self._staff.add(client)
+        if principal.is_superuser:
+            self._superusers.add(client)
         self._by_user[principal.user_id].add(client)
         self._by_session[principal.session_digest].add(client)
         for group_id in principal.group_ids:
             self._by_group[group_id].add(client)
+        for permission in principal.permissions:
+            self._by_permission[permission].add(client)
 
     def discard(self, client: Client) -> None:
         principal = client.principal
         self._all.discard(client)
         self._staff.discard(client)
+        self._superusers.discard(client)
         _discard(self._by_user, principal.user_id, client)
         _discard(self._by_session, principal.session_digest, client)
         for group_id in principal.group_ids:
             _discard(self._by_group, group_id, client)
+        for permission in principal.permissions:
+            _discard(self._by_permission, permission, client)
 
     def update(self, client: Client, principal: Principal) -> None:
-        """Re-index a client whose staff flag or groups changed."""
+        """Re-index a client whose flags, groups or permissions changed."""
         self.discard(client)
         client.principal = principal
         self.add(client)
 
     def recipients(self, audience: AudienceSpec) -> Collection[Client]:
-        """Return the connected clients ``audience`` covers."""
+        """
+        Return the connected clients ``audience`` covers.
+
+        An audience of only "everyone" or only "staff" gets the hub's own
+        set, the same object each time, which lets the dispatcher send a run
+        of such events together. Don't change it.
+        """
         if audience.everyone:
             return self._all
+        parts: list[set[Client]] = []
         if audience.staff:
-            return self._staff
+            parts.append(self._staff)
+        if audience.superusers or audience.permissions:
+            parts.append(self._superusers)
         if audience.groups:
-            return _union(self._by_group, audience.groups)
-        return _union(self._by_user, audience.users)
+            parts.append(_union(self._by_group, audience.groups))
+        if audience.users:
+            parts.append(_union(self._by_user, audience.users))
+        if audience.permissions:
+            parts.append(_union(self._by_permission, audience.permissions))
+        if len(parts) == 1:
+            return parts[0]
+        return set().union(*parts)
 
     def of_user(self, user_id: int) -> list[Client]:
         return list(self._by_user.get(user_id, ()))
+
+    def of_group(self, group_id: int) -> list[Client]:
+        return list(self._by_group.get(group_id, ()))
 
     def of_session(self, digest: str) -> list[Client]:
         return list(self._by_session.get(digest, ()))
@@ -160,6 +187,21 @@ class Hub:
         ]
 
 
+def includes(audience: AudienceSpec, principal: Principal) -> bool:
+    """Tell whether ``audience`` covers ``principal``: ``Hub.recipients`` for one."""
+    return (
+        audience.everyone
+        or (audience.staff and principal.is_staff)
+        or (
+            (audience.superusers or bool(audience.permissions))
+            and principal.is_superuser
+        )
+        or principal.user_id in audience.users
+        or not audience.groups.isdisjoint(principal.group_ids)
+        or not audience.permissions.isdisjoint(principal.permissions)
+    )
+
+
 def _discard(index: dict[K, set[Client]], key: K, client: Client) -> None:
     members = index.get(key)
     if members is not None:
@@ -168,7 +210,7 @@ def _discard(index: dict[K, set[Client]], key: K, client: Client) -> None:
             del index[key]
 
 
-def _union(index: defaultdict[int, set[Client]], keys: Iterable[int]) -> set[Client]:
+def _union(index: defaultdict[K, set[Client]], keys: Iterable[K]) -> set[Client]:
     clients: set[Client] = set()
     for key in keys:
         clients.update(index.get(key, ()))

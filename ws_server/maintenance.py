@@ -29,7 +29,7 @@ from typing import Any
 
 from notifications.wire import CloseCode
 
-from .auth import AuthenticationFailed, authenticate_sessions
+from .auth import AuthenticationFailed, Principal, authenticate_sessions
 from .db import DatabaseUnavailable, run_orm
 from .hub import Client, Hub
 
@@ -61,6 +61,7 @@ class Revocations:
         self.size = size
         self._ended: OrderedDict[str, float] = OrderedDict()
         self._changed: OrderedDict[int, float] = OrderedDict()
+        self._groups_changed: OrderedDict[int, float] = OrderedDict()
 
     def session_ended(self, digest: str, now: float) -> None:
         self._remember(self._ended, digest, now)
@@ -68,13 +69,22 @@ class Revocations:
     def user_changed(self, user_id: int, now: float) -> None:
         self._remember(self._changed, user_id, now)
 
+    def group_changed(self, group_id: int, now: float) -> None:
+        self._remember(self._groups_changed, group_id, now)
+
     def is_ended(self, digest: str, now: float) -> bool:
         ended = self._ended.get(digest)
         return ended is not None and now - ended <= self.horizon
 
-    def changed_since(self, user_id: int, since: float) -> bool:
-        changed = self._changed.get(user_id)
-        return changed is not None and changed >= since
+    def changed_since(self, principal: Principal, since: float) -> bool:
+        """Tell whether the user, or a group of theirs, changed at ``since`` or later."""
+        return any(
+            changed is not None and changed >= since
+            for changed in (
+                self._changed.get(principal.user_id),
+                *map(self._groups_changed.get, principal.group_ids),
+            )
+        )
 
     def _remember(self, log: OrderedDict[Any, float], key: object, now: float) -> None:
         log[key] = now
@@ -178,5 +188,5 @@ class Rechecker:
                 self.hub.update(client, principal)
                 client.checked_at = started
                 logger.debug("re-checked %r: still authorized", client)
-                if self.revocations.changed_since(principal.user_id, started):
+                if self.revocations.changed_since(principal, started):
                     self.request(principal.user_id)  # changed again meanwhile

@@ -29,8 +29,8 @@ import logging
 import time
 
 from notifications import selectors
-from notifications.payloads import audience_spec, event_payload
-from notifications.wire import EventMessage, event_message
+from notifications.payloads import event_message_of
+from notifications.wire import EventMessage
 
 from .db import DatabaseUnavailable, run_orm
 from .delivery import Dispatcher
@@ -108,11 +108,15 @@ class Sweeper:
         if not due:
             return 0
         events = await run_orm(_load_events, due)
-        missing_since = min(self._missing.get(event.event_id, now) for event in events)
+        missing_since = min(self._missing[event_id] for event_id in due)
         await self.rechecker.recheck(
             _unchecked_recipients(self.dispatcher.hub, events, missing_since)
         )
-        fresh = [event for event in events if ledger.is_new(event.event_id)]
+        fresh = [
+            event
+            for event in events
+            if event.event_id is not None and ledger.is_new(event.event_id)
+        ]
         self.dispatcher.deliver(fresh)
         if fresh:
             logger.info(
@@ -137,6 +141,5 @@ def _unchecked_recipients(
 def _load_events(ids: list[int]) -> list[EventMessage]:
     """Blocking: the events with these ids, as the stream would carry them."""
     return [
-        event_message(event_payload(event), audience_spec(event))
-        for event in selectors.events_with_audience(ids=ids)
+        event_message_of(event) for event in selectors.events_with_audience(ids=ids)
     ]
