@@ -7,4 +7,4 @@ class NotificationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (connects receivers)
+        from . import checks, signals  # noqa: F401  (registers checks, receivers)

@@ -69,7 +69,7 @@ class Event(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.title
+        return self.title or self.push_type
 
 
 class Notification(models.Model):

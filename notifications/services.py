@@ -23,6 +23,7 @@ __all__ = [
     "dismiss",
     "mark_all_read",
     "mark_read",
+    "purge_pushes",
     "record_push",
     "send_event",
     "validate_audience",
@@ -88,6 +89,19 @@ def record_push(*, push_type: str, data: Any, audience: dict[str, Any]) -> Event
     return Event.objects.create(
         title="", push_type=push_type, push_data=data, push_audience=audience
     )
+
+
+def purge_pushes(*, sent_before: datetime) -> int:
+    """
+    Delete the durable pushes sent before ``sent_before``; return how many.
+
+    Resume already ignores pushes past their retention; this only frees the
+    rows. Notifications are never touched.
+    """
+    deleted, _by_model = (
+        Event.objects.exclude(push_type="").filter(created_at__lt=sent_before).delete()
+    )
+    return deleted
 
 
 def _fan_out(event: Event) -> None:

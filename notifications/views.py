@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import redis
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -52,6 +53,18 @@ def websocket_url(request: HttpRequest) -> str:
     return f"{scheme}://{hostname}:8001/ws"
 
 
+def live_config(request: HttpRequest) -> dict[str, str]:
+    """The options of live.js's ``connect()`` for a page served by ``request``."""
+    return {
+        "wsUrl": websocket_url(request),
+        "ticketUrl": reverse("notifications:api-ticket"),
+        # Answers 401 once the user is signed out: tells a revoked socket
+        # whether to reconnect.
+        "sessionCheckUrl": reverse("notifications:api-unread"),
+        "csrfToken": get_token(request),
+    }
+
+
 @login_required
 @require_GET
 def inbox_page(request: HttpRequest) -> HttpResponse:
@@ -60,12 +73,11 @@ def inbox_page(request: HttpRequest) -> HttpResponse:
         "notifications/inbox.html",
         {
             "client_config": {
-                "wsUrl": websocket_url(request),
+                **live_config(request),
                 "listUrl": reverse("notifications:api-list"),
                 "readAllUrl": reverse("notifications:api-read-all"),
                 "readUrlTemplate": reverse("notifications:api-read", args=[0]),
                 "dismissUrlTemplate": reverse("notifications:api-dismiss", args=[0]),
-                "ticketUrl": reverse("notifications:api-ticket"),
             },
         },
     )

@@ -59,7 +59,7 @@ ROOT_URLCONF = "project.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "project" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -129,6 +129,11 @@ REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # Live notifications: every NOTIFICATIONS_* setting can come from the
 # environment; notifications/conf.py has each one's default and meaning.
 NOTIFICATIONS_WS_ORIGINS = ["http://localhost:8000", "http://127.0.0.1:8000"]
+# The demo's live-events page (project/views.py) pushes these.
+NOTIFICATIONS_EVENT_TYPES = {
+    "demo.order": {"delivery": "durable"},
+    "demo.counter": {"delivery": "live"},
+}
 _CASTS = {
     bool: env.bool,
     int: env.int,

@@ -1,12 +1,20 @@
-"""URL configuration: admin, Django's login/logout views, the notifications app."""
+"""
+URL configuration: admin, Django's login/logout views, the demo's live-events
+page, the notifications app.
+"""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from . import views
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("demo/live/", views.live_page, name="demo-live"),
+    path("demo/live/ship/", views.ship_order, name="demo-ship"),
+    path("demo/live/bump/", views.bump_counter, name="demo-bump"),
     path("", include("notifications.urls")),
 ]

@@ -5,13 +5,14 @@ arrive, mark them read.
 """
 
 import os
+import re
 import shutil
 
 import pytest
 from django.test import override_settings
 
-from notifications import services
-from tests.factories import make_user
+from notifications import live, services
+from tests.factories import make_group, make_user
 from tests.servers import WebSocketServerProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -89,11 +90,15 @@ def test_notification_arrives_live_and_is_marked_read(
     since = len(browser_ws_server.lines)
     log_in(page, base_url(live_server, hostname), "alice")
 
+    # The inbox handles no push types: a push leaves the list as it is.
+    with override_settings(NOTIFICATIONS_EVENT_TYPES={"demo.order": {}}):
+        live.push("demo.order", {"order": 1}, to=live.users(alice))
     event = services.send_event(
         title="<img src=x onerror=alert(1)>Deploy done", body="v2"
     )
     item = page.locator(f"li.notification[data-id='{event.pk}']")
     item.wait_for(timeout=2_000)
+    assert page.locator("li.notification").count() == 1
     assert item.locator("h2").inner_text() == "<img src=x onerror=alert(1)>Deploy done"
     assert item.locator("img").count() == 0, "event data was rendered as HTML"
     assert page.inner_text("#unread-count") == "1"
@@ -137,3 +142,45 @@ def test_admin_sends_from_the_admin_and_user_sees_it(
     assert user_page.inner_text("#unread-count") == "1"
     user_context.close()
     admin_context.close()
+
+
+@pytest.mark.parametrize(
+    "hostname",
+    [
+        pytest.param("127.0.0.1", id="same-site-cookie"),
+        pytest.param("localhost", id="cross-host-ticket"),
+    ],
+)
+def test_a_page_subscribed_to_push_types_receives_their_payloads(
+    browser, live_server, browser_ws_server, hostname
+):
+    """The demo's live-events page shows a durable push it asked for and a
+    live-only push to its group, as text, and ignores a type it doesn't handle."""
+    team = make_group("Engineering")
+    make_user(username="alice", groups=(team,))
+    page = browser.new_page()
+    url = base_url(live_server, hostname)
+    log_in(page, url, "alice")
+    page.goto(f"{url}/demo/live/")
+    page.wait_for_selector("[data-role=state][data-state=live]", timeout=10_000)
+
+    page.click("[data-action=ship]")
+    orders = page.locator("[data-role=orders] li")
+    orders.first.wait_for(timeout=2_000)
+    assert re.fullmatch(r"Order \d+: shipped", orders.first.inner_text())
+
+    with override_settings(
+        NOTIFICATIONS_EVENT_TYPES={
+            "demo.counter": {"delivery": "live"},
+            "demo.other": {"delivery": "live"},
+        }
+    ):
+        live.push("demo.other", {"value": 99}, to=live.groups(team))
+        live.push("demo.counter", {"value": "<b>57</b>"}, to=live.groups(team))
+    page.wait_for_function(
+        "document.querySelector('[data-role=counter]').textContent === '<b>57</b>'",
+        timeout=2_000,
+    )
+    assert page.locator("[data-role=counter] b").count() == 0, "rendered as HTML"
+    assert orders.count() == 1
+    page.close()

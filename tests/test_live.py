@@ -4,13 +4,19 @@ size limit, audiences of every kind, one message after commit, a row only
 for durable types.
 """
 
+from datetime import timedelta
+from io import StringIO
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.management import call_command
 from django.db import transaction
 from django.test import override_settings
+from django.utils import timezone
 
-from notifications import live, wire
+from notifications import live, services, wire
+from notifications.checks import check_event_types
 from notifications.models import Event, Notification
 from notifications.registry import UndeclaredEventType, declared_event_types
 from tests.factories import make_group, make_user
@@ -209,3 +215,26 @@ def test_malformed_declarations_are_improperly_configured(types, error):
         pytest.raises(ImproperlyConfigured, match=error),
     ):
         declared_event_types()
+
+
+def test_purgepushes_deletes_only_durable_pushes_past_their_retention():
+    """The command deletes pushes older than the retention; recent pushes and
+    every notification stay."""
+    old = live.push("order.status", {}, to=live.everyone())
+    recent = live.push("order.status", {}, to=live.everyone())
+    notice = services.send_event(title="stays")
+    two_days_ago = timezone.now() - timedelta(days=2)
+    Event.objects.filter(pk__in=[old, notice.pk]).update(created_at=two_days_ago)
+    out = StringIO()
+    call_command("purgepushes", stdout=out)
+    assert set(Event.objects.values_list("pk", flat=True)) == {recent, notice.pk}
+    assert out.getvalue().startswith("Deleted 1 durable push(es)")
+
+
+def test_system_check_reports_a_malformed_declaration():
+    """manage.py check names the bad entry as notifications.E001."""
+    with override_settings(NOTIFICATIONS_EVENT_TYPES={"a": {"delivery": "maybe"}}):
+        [error] = check_event_types()
+    assert error.id == "notifications.E001"
+    assert "NOTIFICATIONS_EVENT_TYPES['a']" in error.msg
+    assert check_event_types() == []

@@ -152,9 +152,7 @@ function goLive() {
   live = connect({
     wsUrl: config.wsUrl,
     ticketUrl: config.ticketUrl,
-    // Any API call answers 401 once the user is signed out; this is the
-    // cheapest one the page already knows.
-    sessionCheckUrl: config.listUrl + "?limit=1",
+    sessionCheckUrl: config.sessionCheckUrl,
     csrfToken,
     // A function, so a reconnect before the first cursor resumes after
     // whatever this page has shown by then, not just the first page.

@@ -1,0 +1,54 @@
+"""
+The demo's live-events page: the two worked examples of docs/live-events.md.
+
+"Ship an order" pushes a durable ``demo.order`` event to the user who
+clicked; "+1" pushes a live-only ``demo.counter`` event to the Engineering
+group (and the clicker). The page subscribes to both with live.js.
+"""
+
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import Group
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_POST
+
+from notifications import live
+
+COUNTER_GROUP = "Engineering"
+
+
+@login_required
+@require_GET
+def live_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "demo/live.html", {"counter_group": COUNTER_GROUP})
+
+
+@login_required
+@require_POST
+def ship_order(request: HttpRequest) -> JsonResponse:
+    order = _next("demo-order")
+    live.push(
+        "demo.order",
+        {"order": order, "status": "shipped"},
+        to=live.users(request.user),
+    )
+    return JsonResponse({"order": order})
+
+
+@login_required
+@require_POST
+def bump_counter(request: HttpRequest) -> JsonResponse:
+    value = _next("demo-counter")
+    team = Group.objects.filter(name=COUNTER_GROUP).first()
+    to = live.users(request.user)
+    if team is not None:
+        to |= live.groups(team)
+    live.push("demo.counter", {"value": value}, to=to)
+    return JsonResponse({"value": value})
+
+
+def _next(key: str) -> int:
+    """A demo sequence (per cache: per process with the default local memory)."""
+    cache.add(key, 0)
+    return cache.incr(key)
