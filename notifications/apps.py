@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 
 
 class NotificationsConfig(AppConfig):
@@ -7,4 +7,8 @@ class NotificationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, signals  # noqa: F401  (registers checks, receivers)
+        # Registers the system checks and connects the receivers.
+        from . import checks, signals  # noqa: F401
+
+        if apps.is_installed("django.contrib.admin"):
+            from . import activity  # noqa: F401

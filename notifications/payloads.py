@@ -11,7 +11,12 @@ from .wire import (
     push_message,
 )
 
-__all__ = ["audience_spec", "event_message_of", "event_payload", "push_payload"]
+__all__ = [
+    "audience_spec",
+    "event_message_of",
+    "event_payload",
+    "push_payload",
+]
 
 
 def event_payload(event: Event) -> dict[str, Any]:

@@ -11,7 +11,8 @@ ones without importing anything first::
     }
 
 A push of a type not declared there raises at the call site, rather than
-leaving a browser to wait for an event whose name has a typo.
+leaving a browser to wait for an event whose name has a typo. The app's own
+types (``activity``, the admin's live activity stream) are built in.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from django.utils.module_loading import import_string
 from .conf import settings
 
 __all__ = [
+    "ACTIVITY",
+    "BUILTIN_EVENT_TYPES",
     "DELIVERY_CLASSES",
     "DURABLE",
     "LIVE",
@@ -78,6 +81,11 @@ def get_event_type(name: str) -> EventType:
         ) from None
 
 
+#: Every admin action, to the users who may view its model
+#: (``notifications.activity``); durable, so resume replays it.
+ACTIVITY = "activity"
+BUILTIN_EVENT_TYPES = {ACTIVITY: EventType(ACTIVITY, DURABLE)}
+
 _cache: tuple[object, dict[str, EventType]] | None = None
 
 
@@ -99,7 +107,13 @@ def declared_event_types() -> dict[str, EventType]:
 def _parse(source: object) -> dict[str, EventType]:
     if not isinstance(source, dict):
         raise ImproperlyConfigured("NOTIFICATIONS_EVENT_TYPES must be a dict")
-    return {name: _parse_one(name, options) for name, options in source.items()}
+    reserved = sorted(set(source) & set(BUILTIN_EVENT_TYPES))
+    if reserved:
+        raise ImproperlyConfigured(
+            f"NOTIFICATIONS_EVENT_TYPES: {reserved} are built in; choose another name"
+        )
+    declared = {name: _parse_one(name, options) for name, options in source.items()}
+    return {**BUILTIN_EVENT_TYPES, **declared}
 
 
 def _parse_one(name: object, options: object) -> EventType:

@@ -9,6 +9,7 @@ app_name = "notifications"
 # 2**64 through to the database.
 urlpatterns = [
     path("", views.inbox_page, name="inbox"),
+    path("activity/", views.activity_page, name="activity"),
     path("api/notifications/", views.list_notifications, name="api-list"),
     path("api/notifications/unread/", views.unread_count, name="api-unread"),
     path("api/notifications/<str:event_id>/read/", views.mark_read, name="api-read"),

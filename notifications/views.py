@@ -83,6 +83,21 @@ def inbox_page(request: HttpRequest) -> HttpResponse:
     )
 
 
+@login_required
+@require_GET
+def activity_page(request: HttpRequest) -> HttpResponse:
+    """The admin's activity, history then live, as far as the user may view it."""
+    # Imported here: the activity stream exists only with the admin installed.
+    from .activity import activity_payload, recent_activity
+
+    entries = recent_activity(user=request.user)
+    return render(
+        request,
+        "notifications/activity.html",
+        {"entries": [activity_payload(entry) for entry in entries]},
+    )
+
+
 def _notification_json(notification: Notification) -> dict[str, object]:
     return {
         **event_payload(notification.event),

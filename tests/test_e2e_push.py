@@ -3,10 +3,8 @@ End to end: application code pushes typed events; a real runwsserver
 resolves each audience among its connections; real clients receive them.
 """
 
-import itertools
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -14,8 +12,9 @@ from django.test import override_settings
 from websockets.sync.client import ClientConnection
 
 from notifications import live, services
-from tests.clients import close_of, receive, subscriber
+from tests.clients import close_of, subscriber
 from tests.factories import make_group, make_user
+from tests.pushes import SENTINEL, next_push, reached_by, seconds_until
 from tests.servers import WebSocketServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -23,12 +22,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 EVENT_TYPES = {
     "order.status": {"delivery": "durable"},
     "dashboard.counter": {"delivery": "live"},
-    "sentinel": {"delivery": "live"},
+    SENTINEL: {"delivery": "live"},
 }
 #: How long a permission change may take to reach open connections.
 REFRESH_BOUND = 1.5
-
-_marks = itertools.count()
 
 
 @pytest.fixture(autouse=True)
@@ -41,34 +38,16 @@ def auth_permission(codename: str) -> Permission:
     return Permission.objects.get(content_type__app_label="auth", codename=codename)
 
 
-def next_push(ws: ClientConnection, timeout: float = 2.0) -> dict[str, Any]:
-    """The next push frame (other frames, such as read state, are skipped)."""
-    while (frame := receive(ws, timeout=timeout))["type"] != "push":
-        pass
-    return frame
-
-
 def targeted_push_reaches(
     clients: dict[str, ClientConnection], event_type: str, to: live.Recipients
 ) -> set[str]:
-    """
-    Push to ``to``, then a sentinel to everyone; name the clients whose next
-    push is the targeted one. Frames arrive in order, so a client outside
-    the audience sees the sentinel first.
-    """
-    mark = next(_marks)
-    live.push(event_type, {"mark": mark}, to=to)
-    live.push("sentinel", {"mark": mark}, to=live.everyone())
-    reached = set()
-    for name, ws in clients.items():
-        frame = next_push(ws)
-        if frame["name"] == event_type:
-            assert frame["data"] == {"mark": mark}
-            assert next_push(ws)["name"] == "sentinel"
-            reached.add(name)
-        else:
-            assert frame["data"] == {"mark": mark}
-    return reached
+    """Push to ``to``; name the clients it reached, checking its data."""
+    data = {"to": repr(to)}
+    reached = reached_by(
+        clients, lambda: live.push(event_type, data, to=to), event_type
+    )
+    assert all(frame["data"] == data for frame in reached.values())
+    return set(reached)
 
 
 AUDIENCES: dict[str, tuple[Callable[[dict], live.Recipients], set[str]]] = {
@@ -170,7 +149,7 @@ def test_resume_replays_durable_pushes_not_live_ones(ws_server):
 
 
 def receives_within(ws: ClientConnection, to: Callable[[], live.Recipients]) -> float:
-    """Seconds until a push to ``to()`` reaches ``ws`` (pushed every 100 ms)."""
+    """Seconds until a push to ``to()`` reaches ``ws``."""
     return _until(ws, to, reached=True)
 
 
@@ -180,15 +159,12 @@ def stops_within(ws: ClientConnection, to: Callable[[], live.Recipients]) -> flo
 
 
 def _until(ws: ClientConnection, to: Callable[[], live.Recipients], *, reached: bool):
-    started = time.monotonic()
-    while time.monotonic() - started < REFRESH_BOUND + 1:
-        if (
-            bool(targeted_push_reaches({"me": ws}, "dashboard.counter", to()))
-            == reached
-        ):
-            return time.monotonic() - started
-        time.sleep(0.1)
-    pytest.fail(f"the connection's rights did not change within {REFRESH_BOUND + 1}s")
+    def send() -> None:
+        live.push("dashboard.counter", {}, to=to())
+
+    return seconds_until(
+        ws, send, "dashboard.counter", reached=reached, bound=REFRESH_BOUND
+    )
 
 
 def test_permission_changes_reach_an_open_connection(ws_server):

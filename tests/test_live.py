@@ -206,6 +206,7 @@ def test_empty_user_and_group_audiences_raise():
         ({"a": {"delivery": "sometimes"}}, "'delivery' must be one of"),
         ({"a": {"check": "no.such.module"}}, "cannot import 'check'"),
         ({"a": {"retries": 3}}, "unknown option"),
+        ({"activity": {}}, "are built in"),
     ],
 )
 def test_malformed_declarations_are_improperly_configured(types, error):
