@@ -48,16 +48,38 @@ class SendEventForm(forms.ModelForm):
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
     form = SendEventForm
-    list_display = ["title", "level", "audience", "created_by", "created_at"]
-    list_filter = ["level", "audience", "created_at"]
+    list_display = [
+        "title",
+        "level",
+        "audience",
+        "created_by",
+        "created_at",
+        "retracted_at",
+        "retracted_by",
+    ]
+    list_filter = ["level", "audience", "created_at", "retracted_at"]
+    actions = ["retract"]
     search_fields = ["title", "body"]
     filter_horizontal = ["groups"]
     autocomplete_fields = ["users"]
-    readonly_fields = ["created_by", "created_at"]
+    readonly_fields = ["created_by", "created_at", "retracted_at", "retracted_by"]
 
     def get_queryset(self, request: HttpRequest):
         # Pushes from application code share the table, not the inbox.
         return super().get_queryset(request).filter(push_type="")
+
+    @admin.action(
+        description="Retract selected events (remove them from every inbox)",
+        permissions=["delete"],
+    )
+    def retract(self, request: HttpRequest, queryset) -> None:
+        retracted = 0
+        for event in queryset.filter(retracted_at__isnull=True):
+            if services.retract_event(event=event, by=request.user):
+                # The audit trail: who took what back, when (the admin's log).
+                self.log_change(request, event, "Retracted.")
+                retracted += 1
+        self.message_user(request, f"Retracted {retracted} event(s).")
 
     def has_change_permission(
         self, request: HttpRequest, obj: Event | None = None

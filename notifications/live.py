@@ -24,7 +24,6 @@ states what each delivery class promises.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from collections.abc import Iterable
@@ -34,10 +33,9 @@ from typing import Any
 from django.contrib.auth import get_permission_codename
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
-from django.utils import timezone
+from django.db import models
 
-from . import publishing, services, wire
+from . import services, wire
 from .conf import settings
 from .registry import EventType, UndeclaredEventType, get_event_type
 
@@ -149,32 +147,7 @@ def push(event_type: str, data: Any, *, to: Recipients) -> int | None:
     """
     declared = get_event_type(event_type)
     _validate(declared, data)
-    audience = to.audience
-    if declared.durable:
-        event = services.record_push(
-            push_type=declared.name,
-            data=data,
-            audience=wire.audience_data(audience),
-        )
-        event_id: int | None = event.pk
-        sent_at = event.created_at
-    else:
-        event_id, sent_at = None, timezone.now()
-    # Encoded now: data the caller changes after this call is not what is sent.
-    message = wire.encode_push(
-        {
-            "id": event_id,
-            "name": declared.name,
-            "data": data,
-            "sent_at": sent_at.isoformat(),
-        },
-        audience,
-    )
-    what = f"push {event_id or declared.name}"
-    transaction.on_commit(
-        functools.partial(publishing.publish_push, message, what=what), robust=True
-    )
-    return event_id
+    return services.send_push(event_type=declared, data=data, audience=to.audience)
 
 
 def _validate(declared: EventType, data: Any) -> None:

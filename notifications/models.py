@@ -53,6 +53,17 @@ class Event(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+    # A retracted event leaves every inbox, open page and resume; the row
+    # stays, as the record of what was sent and who took it back.
+    retracted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    retracted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     # Blank for an inbox notification; a declared event type for a push.
     push_type = models.CharField(max_length=100, blank=True, editable=False)
     push_data = models.JSONField(null=True, blank=True, editable=False)

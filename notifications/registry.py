@@ -33,6 +33,7 @@ __all__ = [
     "DELIVERY_CLASSES",
     "DURABLE",
     "LIVE",
+    "RETRACTED",
     "EventType",
     "UndeclaredEventType",
     "declared_event_types",
@@ -84,7 +85,13 @@ def get_event_type(name: str) -> EventType:
 #: Every admin action, to the users who may view its model
 #: (``notifications.activity``); durable, so resume replays it.
 ACTIVITY = "activity"
-BUILTIN_EVENT_TYPES = {ACTIVITY: EventType(ACTIVITY, DURABLE)}
+#: Notifications retracted or deleted: open pages remove them. Durable, so a
+#: page that missed it while offline is told when it resumes.
+RETRACTED = "retracted"
+BUILTIN_EVENT_TYPES = {
+    ACTIVITY: EventType(ACTIVITY, DURABLE),
+    RETRACTED: EventType(RETRACTED, DURABLE),
+}
 
 _cache: tuple[object, dict[str, EventType]] | None = None
 

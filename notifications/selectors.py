@@ -42,8 +42,10 @@ def audience_users(*, event: Event) -> QuerySet:
 
 
 def _visible(**filters: object) -> QuerySet:
-    """Notifications (matching ``filters``) that are neither dismissed nor expired."""
-    return Notification.objects.filter(dismissed_at__isnull=True, **filters).filter(
+    """Notifications (matching ``filters``) not dismissed, retracted or expired."""
+    return Notification.objects.filter(
+        dismissed_at__isnull=True, event__retracted_at__isnull=True, **filters
+    ).filter(
         Q(event__expires_at__isnull=True) | Q(event__expires_at__gt=timezone.now())
     )
 

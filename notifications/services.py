@@ -15,17 +15,21 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from . import publishing, selectors
+from . import publishing, selectors, wire
 from .models import Audience, Event, Level, Notification
+from .payloads import audience_spec
+from .registry import BUILTIN_EVENT_TYPES, RETRACTED, EventType
 
 __all__ = [
     "InboxChange",
+    "announce_retraction",
     "dismiss",
     "mark_all_read",
     "mark_read",
     "purge_pushes",
-    "record_push",
+    "retract_event",
     "send_event",
+    "send_push",
     "validate_audience",
 ]
 
@@ -81,13 +85,66 @@ def send_event(
     return event
 
 
-def record_push(*, push_type: str, data: Any, audience: dict[str, Any]) -> Event:
+def send_push(
+    *, event_type: EventType, data: Any, audience: wire.AudienceSpec
+) -> int | None:
     """
-    Keep a durable push: one row, no inbox rows (its audience is matched
-    against connections by the ws_server), published by the caller.
+    Send a push whose data ``notifications.live`` has validated: keep it if
+    durable (one row, no inbox rows: the ws_server matches its audience
+    against connections), publish it on commit. Return its id if durable.
     """
-    return Event.objects.create(
-        title="", push_type=push_type, push_data=data, push_audience=audience
+    if event_type.durable:
+        event = Event.objects.create(
+            title="",
+            push_type=event_type.name,
+            push_data=data,
+            push_audience=wire.audience_data(audience),
+        )
+        event_id: int | None = event.pk
+        sent_at = event.created_at
+    else:
+        event_id, sent_at = None, timezone.now()
+    # Encoded now: data the caller changes after this call is not what is sent.
+    message = wire.encode_push(
+        {
+            "id": event_id,
+            "name": event_type.name,
+            "data": data,
+            "sent_at": sent_at.isoformat(),
+        },
+        audience,
+    )
+    what = f"push {event_id or event_type.name}"
+    transaction.on_commit(
+        partial(publishing.publish_push, message, what=what), robust=True
+    )
+    return event_id
+
+
+@transaction.atomic
+def retract_event(*, event: Event, by: AbstractBaseUser | None) -> bool:
+    """
+    Take a sent notification back: it leaves every inbox and resume now, and
+    every open page once this commits. False if it already was retracted.
+    """
+    changed = Event.objects.filter(pk=event.pk, retracted_at__isnull=True).update(
+        retracted_at=timezone.now(), retracted_by=by
+    )
+    if changed:
+        announce_retraction(event)
+    return bool(changed)
+
+
+def announce_retraction(event: Event) -> None:
+    """
+    Tell the event's audience's open pages to remove it (a durable push, so
+    reconciliation and resume carry it), on commit. Deleting an event calls
+    this too, before its audience rows go.
+    """
+    send_push(
+        event_type=BUILTIN_EVENT_TYPES[RETRACTED],
+        data={"ids": [event.pk]},
+        audience=audience_spec(event),
     )
 
 

@@ -24,10 +24,11 @@ from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
 from django.db.models import Model, QuerySet
-from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 from django.dispatch import receiver
 
-from . import publishing
+from . import publishing, services
+from .models import Event
 
 User = get_user_model()
 
@@ -55,6 +56,14 @@ def user_saved(sender, instance, created, update_fields, **kwargs) -> None:
     if created or (update_fields is not None and not SOCKET_FIELDS & update_fields):
         return
     _on_commit(publishing.publish_user_changed, instance.pk)
+
+
+@receiver(pre_delete, sender=Event, dispatch_uid="notifications.event_deleted")
+def event_deleted(sender, instance, **kwargs) -> None:
+    # Before the delete: the audience's rows go with the event. A push's own
+    # row (purgepushes) was never on a page.
+    if not instance.push_type and instance.retracted_at is None:
+        services.announce_retraction(instance)
 
 
 @receiver(post_delete, sender=User, dispatch_uid="notifications.user_deleted")

@@ -184,3 +184,20 @@ def test_a_page_subscribed_to_push_types_receives_their_payloads(
     assert page.locator("[data-role=counter] b").count() == 0, "rendered as HTML"
     assert orders.count() == 1
     page.close()
+
+
+def test_a_retracted_event_leaves_the_open_inbox(
+    browser, live_server, browser_ws_server
+):
+    """Retracting an event removes it from an open inbox and its unread count."""
+    make_user(username="alice")
+    page = browser.new_page()
+    log_in(page, base_url(live_server, "127.0.0.1"), "alice")
+    event = services.send_event(title="Sent by mistake")
+    item = page.locator(f"li.notification[data-id='{event.pk}']")
+    item.wait_for(timeout=2_000)
+    assert page.inner_text("#unread-count") == "1"
+    services.retract_event(event=event, by=None)
+    item.wait_for(state="detached", timeout=2_000)
+    assert page.inner_text("#unread-count") == "0"
+    page.close()

@@ -124,6 +124,22 @@ function applyDismissed({ ids, unread }) {
   emptyNote.hidden = list.children.length > 0;
 }
 
+// A retracted event leaves the page; the push carries no per-user count, so
+// the badge drops by the unread ones this page shows (the next load corrects
+// it for ones on pages not loaded).
+function applyRetracted({ ids }) {
+  let unread = Number(unreadBadge.textContent);
+  for (const id of ids) {
+    const item = items.get(id);
+    if (item?.isConnected) {
+      if (item.classList.contains("unread")) unread -= 1;
+      item.remove();
+    }
+  }
+  setUnread(Math.max(unread, 0));
+  emptyNote.hidden = list.children.length > 0;
+}
+
 // Over the socket when it is live (every tab then hears of it), else HTTP.
 function send(message) {
   return live !== null && live.send(message);
@@ -170,6 +186,7 @@ function goLive() {
   });
   live.onFrame("read", applyRead);
   live.onFrame("dismissed", applyDismissed);
+  live.on("retracted", applyRetracted);
   // Too much was missed to replay: reload the first page over HTTP.
   live.onFrame("resync", () => loadPage(null));
   live.onFrame("error", (frame) => {
