@@ -4,6 +4,10 @@ What live notifications cost the Django side, measured in its own process.
 * Publishing: the milliseconds that ``send_event``'s ``on_commit`` publish
   (one XADD) adds to the request that sends an event, next to the whole
   ``send_event`` call for a one-recipient event.
+* Pushing: the whole ``live.push`` call to one user, for a live-only and a
+  durable type, next to ``send_event`` to one user, each outside a
+  transaction as a view in autocommit makes it (so each includes its
+  commit and its ``on_commit`` XADD).
 * Publishing while Redis hangs: the same ``send_event`` calls with a private
   redis-server frozen (SIGSTOP). The first request waits one
   ``NOTIFICATIONS_PUBLISH_TIMEOUT``; the circuit breaker skips Redis for the
@@ -23,11 +27,14 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import django
+
+from bench import pushtypes
 
 USERNAME_PREFIX = "bench-fanout-"
 
@@ -62,6 +69,45 @@ def measure_publish(repeats: int) -> dict[str, Any]:
     }
 
 
+def measure_push(repeats: int) -> dict[str, Any]:
+    """
+    Time ``live.push`` to one user, live-only and durable, and ``send_event``
+    to one user, in turns, each call outside a transaction.
+
+    One untimed round first: parsing the declared types and Redis's first
+    connection are a process's start-up, not a request's.
+    """
+    from django.contrib.auth import get_user_model
+    from django.test import override_settings
+
+    from notifications import live
+    from notifications.models import Audience
+    from notifications.services import send_event
+
+    recipient, _created = get_user_model()._default_manager.get_or_create(
+        username=f"{USERNAME_PREFIX}push-recipient"
+    )
+    data = {"order": 1234, "status": "shipped"}
+    calls: dict[str, Callable[[int], object]] = {
+        "send_event_ms": lambda i: send_event(
+            title=f"push cost {i}", audience=Audience.USERS, users=[recipient]
+        ),
+        "push_live_ms": lambda i: live.push(
+            pushtypes.LIVE, data, to=live.users(recipient)
+        ),
+        "push_durable_ms": lambda i: live.push(
+            pushtypes.DURABLE, data, to=live.users(recipient)
+        ),
+    }
+    with override_settings(NOTIFICATIONS_EVENT_TYPES=pushtypes.EVENT_TYPES):
+        _time_calls(calls, 1)
+        timings = _time_calls(calls, repeats)
+    return {
+        "repeats": repeats,
+        **{name: _percentiles(seconds) for name, seconds in timings.items()},
+    }
+
+
 def measure_publish_hung(repeats: int) -> dict[str, Any]:
     """
     Time ``send_event`` for one recipient, back to back, while Redis hangs.
@@ -84,16 +130,13 @@ def measure_publish_hung(repeats: int) -> dict[str, Any]:
         username=f"{USERNAME_PREFIX}hung-recipient"
     )
     send = partial(send_event, audience=Audience.USERS, users=[recipient])
-    timings = []
     with RedisServer() as server, override_settings(REDIS_URL=server.url):
         get_redis.cache_clear()
         try:
             send(title="warm-up")
             server.pause()
-            for i in range(repeats):
-                started = time.perf_counter()
-                send(title=f"hung {i}")
-                timings.append(time.perf_counter() - started)
+            calls = {"hung": lambda i: send(title=f"hung {i}")}
+            hung = _time_calls(calls, repeats)["hung"]
         finally:
             get_redis.cache_clear()
     timeout = settings.PUBLISH_TIMEOUT
@@ -101,15 +144,32 @@ def measure_publish_hung(repeats: int) -> dict[str, Any]:
         "repeats": repeats,
         "publish_timeout_ms": round(timeout * 1000, 1),
         "cooldown_s": settings.PUBLISH_COOLDOWN,
-        "first_ms": round(timings[0] * 1000, 3),
-        "send_event_ms": _percentiles(timings),
+        "first_ms": round(hung[0] * 1000, 3),
+        "send_event_ms": _percentiles(hung),
         # Requests that waited for Redis: the first, then one per cooldown.
-        "waited": sum(t >= timeout / 2 for t in timings),
+        "waited": sum(t >= timeout / 2 for t in hung),
     }
 
 
 def _stamp(marks: dict[str, float], name: str) -> None:
     marks[name] = time.perf_counter()
+
+
+def _time_calls(
+    calls: dict[str, Callable[[int], object]], repeats: int
+) -> dict[str, list[float]]:
+    """
+    Call each of ``calls`` with 0 .. ``repeats`` - 1 and time every call, in
+    turns: whatever drifts during the run (the machine's other work, caches)
+    weighs on all of them alike, so they compare side by side.
+    """
+    timings: dict[str, list[float]] = {name: [] for name in calls}
+    for i in range(repeats):
+        for name, call in calls.items():
+            started = time.perf_counter()
+            call(i)
+            timings[name].append(time.perf_counter() - started)
+    return timings
 
 
 def measure_fanout(users: int, repeats: int) -> dict[str, Any]:
@@ -165,10 +225,15 @@ def clean_up() -> None:
 
 def _percentiles(seconds: list[float]) -> dict[str, float]:
     ms = sorted(s * 1000 for s in seconds)
+
+    def rank(q: float) -> float:
+        return round(ms[min(len(ms) - 1, int(len(ms) * q))], 3)
+
     return {
         "p50": round(statistics.median(ms), 3),
-        "p95": round(ms[min(len(ms) - 1, int(len(ms) * 0.95))], 3),
-        "p99": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 3),
+        "p90": rank(0.90),
+        "p95": rank(0.95),
+        "p99": rank(0.99),
         "max": round(ms[-1], 3),
         "mean": round(statistics.fmean(ms), 3),
     }
@@ -179,6 +244,12 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--fanout-repeats", type=int, default=3)
     parser.add_argument("--publish-repeats", type=int, default=200)
+    parser.add_argument(
+        "--push-repeats",
+        type=int,
+        default=1000,
+        help="rounds of send_event, live-only push, durable push",
+    )
     parser.add_argument(
         "--hung-repeats", type=int, default=200, help="send_event calls, Redis hung"
     )
@@ -194,6 +265,7 @@ def main() -> None:
     try:
         result = {
             "publish": measure_publish(options.publish_repeats),
+            "push": measure_push(options.push_repeats),
             "publish_hung": measure_publish_hung(options.hung_repeats),
             "fanout": measure_fanout(options.users, options.fanout_repeats),
         }

@@ -91,13 +91,19 @@ class Deliveries:
     def summary(
         self, seqs: range, published: Sequence[float], connections: int
     ) -> dict[str, Any]:
-        """Latency percentiles (ms), losses and duplicates for ``seqs``."""
-        in_phase = (self.seq >= seqs.start) & (self.seq < seqs.stop)
+        """
+        Latency percentiles (ms), losses and duplicates for ``seqs``, whose
+        step may interleave them with another phase's (``published[i]`` is
+        when ``seqs[i]`` was published).
+        """
+        offset = self.seq - seqs.start
+        in_phase = (offset >= 0) & (self.seq < seqs.stop) & (offset % seqs.step == 0)
         seq, conn, at = self.seq[in_phase], self.conn[in_phase], self.time[in_phase]
         expected = connections * len(seqs)
         unique = len(np.unique(seq * 1_000_000 + conn)) if len(seq) else 0
         stamps = np.asarray(published, dtype=float)
-        latency = (at - stamps[seq - seqs.start]) * 1000 if len(seq) else np.zeros(1)
+        index = offset[in_phase] // seqs.step
+        latency = (at - stamps[index]) * 1000 if len(seq) else np.zeros(1)
         p50, p95, p99 = np.percentile(latency, [50, 95, 99])
         first_publish = float(stamps.min()) if len(stamps) else 0.0
         last_receipt = float(at.max()) if len(at) else first_publish

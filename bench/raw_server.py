@@ -2,11 +2,11 @@
 The ceiling: the least a websockets server can do for the same fan-out.
 
 No authentication, no database, no hub: every connection that says ``hello``
-gets a ``welcome`` and then every event read from the project's Redis stream,
-sent with ``broadcast()``. It reads the same stream the ws_server reads, in
-the same way (XREAD, batches of 512), and decodes entries with the project's
-wire module, so both servers send byte-identical frames and receive the same
-publishes. It runs on uvloop, as the issue's reference numbers did.
+gets a ``welcome`` and then every event (notification or push) read from the
+project's Redis stream, sent with ``broadcast()``. It reads the same stream
+the ws_server reads, in the same way (XREAD, batches of 512), and decodes
+entries with the project's wire module, so both servers send byte-identical
+frames and receive the same publishes. It runs on uvloop, as the issue's reference numbers did.
 
     python -m bench.raw_server --port 8002 --redis-url redis://... --stream KEY
 """
@@ -24,7 +24,7 @@ from websockets.asyncio.server import ServerConnection, broadcast, serve
 from notifications.wire import (
     EventMessage,
     decode_redis,
-    encode_notification,
+    encode_frame,
     encode_welcome,
 )
 
@@ -65,10 +65,8 @@ class Broadcaster:
                     last = entry_id
                     message = decode_redis(fields[b"m"])
                     if isinstance(message, EventMessage):
-                        broadcast(
-                            self.clients,
-                            encode_notification(message.event, cursor=message.event_id),
-                        )
+                        frame = encode_frame(message, cursor=message.event_id)
+                        broadcast(self.clients, frame)
 
 
 async def run(host: str, port: int, redis_url: str, stream: str) -> None:

@@ -85,6 +85,12 @@ class Table:
         values = [metric(m) for m in self.groups[server, n]]
         return min(values), max(values)
 
+    def kinds(self, server: str, n: int) -> list[str]:
+        """The kinds of event measured side by side (none if just one)."""
+        group = self.groups.get((server, n), [{}])
+        kinds = list(group[0].get("kinds", ()))
+        return kinds if len(kinds) > 1 else []
+
     def cpu(self, server: str, n: int, phase: str) -> dict[str, float]:
         """Median CPU% per process; load clients added up."""
         totals: dict[str, list[float]] = defaultdict(list)
@@ -102,6 +108,7 @@ def document(results: dict[str, Any], table: Table) -> str:
         header(results, table),
         targets(results, table),
         *(size_section(table, n) for n in table.sizes),
+        kinds_section(table),
         django_section(results["django"]),
         variance_section(table) if table.repeats > 1 else "",
         method_section(results),
@@ -297,6 +304,57 @@ def ratio_rows(table: Table, n: int) -> str:
     )
 
 
+#: One kind of event's numbers in a measurement (``measurement["kinds"][kind]``).
+KIND_METRICS: dict[str, Callable[[dict[str, Any]], float]] = {
+    "p50 ms": lambda k: k["latency"]["p50_ms"],
+    "p95 ms": lambda k: k["latency"]["p95_ms"],
+    "p99 ms": lambda k: k["latency"]["p99_ms"],
+    "max ms": lambda k: k["latency"]["max_ms"],
+    "deliveries/s": lambda k: k["burst"]["deliveries_per_s"],
+    "burst p99 ms": lambda k: k["burst"]["p99_ms"],
+    "losses": lambda k: k["losses"],
+    "CPU% server": lambda k: k["burst_cpu"]["server"],
+}
+
+
+def kinds_section(table: Table) -> str:
+    """Notifications and live-only pushes, where one measurement sent both."""
+    rows = []
+    for n in table.sizes:
+        for server in table.servers:
+            for kind in table.kinds(server, n):
+                values = [
+                    table.value(server, n, kind_metric(kind, metric))
+                    for metric in KIND_METRICS.values()
+                ]
+                cells = [
+                    *(f"{v:,.1f}" for v in values[:4]), f"{values[4]:,.0f}",
+                    f"{values[5]:,.1f}", f"{values[6]:,.0f}", f"{values[7]:.0f}",
+                ]  # fmt: skip
+                rows.append(
+                    f"| {n:,} | `{server}` | {kind} | " + " | ".join(cells) + " |"
+                )
+    if not rows:
+        return ""
+    return (
+        "## Live-only pushes next to notifications\n\n"
+        "Each measurement below sent both kinds to the same N clients "
+        "(`--events`): the paced events take turns, one of each, then each kind "
+        "has a burst of its own, in the same order; which kind goes first "
+        "alternates from one repeat to the next. A push is "
+        "`live.push(..., to=live.everyone())` of a live-only type: no rows, one "
+        "XADD after commit, a frame padded to the notification's size. Latency: "
+        "commit to receipt; deliveries/s and CPU%: that kind's burst.\n\n"
+        "| N | server | events | " + " | ".join(KIND_METRICS) + " |\n"
+        "|---:|---|---|" + "---:|" * len(KIND_METRICS) + "\n" + "\n".join(rows) + "\n"
+    )
+
+
+def kind_metric(kind: str, metric: Callable[[dict[str, Any]], float]) -> Metric:
+    """A ``KIND_METRICS`` entry as a measurement's metric, for ``Table.value``."""
+    return lambda m: metric(m["kinds"][kind])
+
+
 def django_section(costs: dict[str, Any]) -> str:
     publish, fanout = costs["publish"], costs["fanout"]
     return f"""## Django side
@@ -309,7 +367,31 @@ def django_section(costs: dict[str, Any]) -> str:
 Broadcast to {fanout["users"]:,} users: `send_event` inserts {fanout["rows_per_event"]:,}
 inbox rows (one INSERT ... SELECT) in {fanout["median_ms"]:,} ms (median of
 {fanout["repeats"]}: {", ".join(f"{t:,}" for t in fanout["send_event_ms"])} ms).
-{hung_section(publish, costs.get("publish_hung"))}"""
+{push_section(costs.get("push"))}{hung_section(publish, costs.get("publish_hung"))}"""
+
+
+def push_section(push: dict[str, Any] | None) -> str:
+    """The whole ``live.push`` call next to ``send_event``, each in autocommit."""
+    if push is None:  # results from before this figure existed
+        return ""
+    rows = [
+        ("`live.push`, live-only type", push["push_live_ms"]),
+        ("`live.push`, durable type", push["push_durable_ms"]),
+        ("`send_event`", push["send_event_ms"]),
+    ]
+    table = "\n".join(
+        f"| {what} | " + " | ".join(str(ms[k]) for k in ("p50", "p90", "p99")) + " |"
+        for what, ms in rows
+    )
+    return f"""
+Pushes: {push["repeats"]:,} rounds of three calls to one user, in turns, each
+outside a transaction as a view in autocommit makes it, so each includes
+its commit and its `on_commit` XADD.
+
+| whole call to one user, ms | p50 | p90 | p99 |
+|---|---:|---:|---:|
+{table}
+"""
 
 
 def hung_section(healthy: dict[str, Any], hung: dict[str, Any] | None) -> str:

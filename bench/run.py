@@ -6,6 +6,8 @@ The benchmark suite's one command.
                                          # docs/benchmarks.md (+ .png)
     python3 bench/run.py --smoke         # N = 50, < 60 s; what CI runs
     python3 bench/run.py --sizes 1000 --servers raw,ours
+    python3 bench/run.py --sizes 1000 --servers raw,ours --events notification,push
+                                         # live-only pushes A/B with notifications
 
 It builds bench/.venv on first use, starts a private Redis unless REDIS_URL
 answers, and stops every process it started, on Ctrl-C too. See

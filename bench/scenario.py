@@ -12,6 +12,11 @@ Phases, each bounded in time:
    the next -> publish-to-receipt latency over all (client, event) pairs;
 5. burst: events published back to back -> deliveries/s, and losses;
 6. CPU of every process in each phase; then close everything.
+
+Events are notifications, live-only pushes, or both (``Plan.kinds``): with
+both, the paced events take turns, A/B, so that the two kinds see the same
+server in the same moments, and each kind gets a burst of its own. Which
+kind goes first alternates from one repeat to the next (``Plan.lead``).
 """
 
 from __future__ import annotations
@@ -27,12 +32,19 @@ from typing import Any
 
 from bench.fixtures import activate_users, clear_events
 from bench.loadclients import LoadClients
-from bench.measure import CpuMeter, CpuSnapshot, load_deliveries, wait_for_quiet
+from bench.measure import (
+    CpuMeter,
+    CpuSnapshot,
+    Deliveries,
+    load_deliveries,
+    wait_for_quiet,
+)
 from bench.processes import Child, Children
 from bench.profiling import Profiler
 from bench.publisher import Publisher, Stamp
 from bench.servers import REPO_ROOT, ServerSpec
 from notifications.models import Event
+from notifications.wire import NOTIFICATION
 
 __all__ = ["Bench", "Plan", "run_scenario"]
 
@@ -58,6 +70,18 @@ class Plan:
     #: Longest wait for a phase's deliveries after its last publish.
     phase_timeout: float
     connect_timeout: float
+    #: What the events are sent as (``bench.suite.KINDS``); the first is the
+    #: one in the result's ``latency`` and ``burst``. ``latency_events`` and
+    #: ``burst_events`` are per kind.
+    kinds: tuple[str, ...] = (NOTIFICATION,)
+    #: Which of ``kinds`` is sent first: repeats take turns, so that no kind
+    #: always has its burst after the other's.
+    lead: int = 0
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        """``kinds`` in the order they are sent."""
+        return self.kinds[self.lead :] + self.kinds[: self.lead]
 
 
 @dataclass
@@ -134,6 +158,10 @@ def run_scenario(bench: Bench, spec: ServerSpec, plan: Plan) -> dict[str, Any]:
     return result
 
 
+#: A burst's events, their stamps, and the CPU% of every process meanwhile.
+Burst = tuple[range, list[Stamp], dict[str, float]]
+
+
 class Measurement:
     def __init__(
         self,
@@ -160,6 +188,10 @@ class Measurement:
         self.shares: list[int] = []
 
     def run(self) -> dict[str, Any]:
+        """
+        Every phase, in order. ``latency``, ``burst`` and the burst's CPU are
+        the first kind's; ``kinds`` has each kind's.
+        """
         self._warm_up()
         rss_base = self.server.rss()
         connect, connect_cpu = self._connect()
@@ -167,26 +199,19 @@ class Measurement:
         ready = connect["ready"]
         rss_idle = self.server.rss()
         client_rss = sum(p.rss() for p in self.clients.processes)
-        latency_seqs = range(0, self.plan.latency_events)
+        order, k = self.plan.order, len(self.plan.order)
+        latency_seqs = range(0, self.plan.latency_events * k)
         latency_stamps, latency_cpu = self._latency_phase(latency_seqs)
-        burst_seqs = range(
-            latency_seqs.stop, latency_seqs.stop + self.plan.burst_events
-        )
-        if self.bench.quiet_wait:
-            wait_for_quiet(self.bench.quiet_threshold, self.bench.quiet_wait / 3)
-        burst_stamps, burst_cpu = self._burst_phase(burst_seqs)
+        bursts = self._burst_phases(start=latency_seqs.stop)
         deliveries = self._collect()
-        latency = deliveries.summary(
-            latency_seqs, [s.committed for s in latency_stamps], ready
-        )
-        from_call = deliveries.summary(
-            latency_seqs, [s.called for s in latency_stamps], ready
-        )
-        latency["from_call_p50_ms"] = from_call["p50_ms"]
-        latency["from_call_p99_ms"] = from_call["p99_ms"]
-        burst = deliveries.summary(
-            burst_seqs, [s.committed for s in burst_stamps], ready
-        )
+        by_kind = {}
+        for kind in self.plan.kinds:  # in the results, always in this order
+            i = order.index(kind)
+            paced = (latency_seqs[i::k], latency_stamps[i::k])
+            by_kind[kind] = _summarize(
+                deliveries, ready, latency=paced, burst=bursts[kind]
+            )
+        first = by_kind[self.plan.kinds[0]]
         stats = self.clients.ask_all({"cmd": "stats"})
         closed: dict[str, int] = {}
         for answer in stats:
@@ -209,17 +234,19 @@ class Measurement:
                 (rss_idle - rss_base) / max(ready, 1) / 1024, 2
             ),
             "client_kib_per_connection": round(client_rss / max(ready, 1) / 1024, 2),
-            "latency": latency,
-            "burst": burst,
-            "losses": latency["losses"] + burst["losses"],
+            "latency": first["latency"],
+            "burst": first["burst"],
+            "losses": sum(k["losses"] for k in by_kind.values()),
             "closed_by_server": closed,
             "cpu": {
                 "connect": connect_cpu,
                 "latency": latency_cpu,
-                "burst": burst_cpu,
+                "burst": first["burst_cpu"],
                 "storm": storm_cpu,
             },
             "storm": storm,
+            "kinds": by_kind,
+            "order": list(order),
         }
 
     def _warm_up(self) -> None:
@@ -246,6 +273,8 @@ class Measurement:
 
         Each client says it last saw the event STORM_MISSED events before the
         newest, so each replays that many (servers without resume ignore it).
+        Live-only pushes have no rows and are never replayed: after pushes
+        alone, clients come back as new ones.
         """
         newest = list(
             Event.objects.order_by("-pk").values_list("pk", flat=True)[
@@ -253,7 +282,9 @@ class Measurement:
             ]
         )
         connect, cpu = self._connect(
-            last_id=newest[-1], phase="storm", concurrency=STORM_CONCURRENCY
+            last_id=newest[-1] if newest else None,
+            phase="storm",
+            concurrency=STORM_CONCURRENCY,
         )
         path = (
             self.bench.run_dir / f"{self.spec.name}-{self.plan.connections}-storm.bin"
@@ -307,11 +338,13 @@ class Measurement:
         }, CpuMeter.percent(before, after)
 
     def _latency_phase(self, seqs: range) -> tuple[list[Stamp], dict[str, float]]:
+        """Paced events; with several kinds, event ``i`` is of kind ``i % k``."""
+        kinds = self.plan.order
         before = self.meter.snapshot()
         start = time.monotonic()
         stamps = []
         for i, seq in enumerate(seqs):
-            stamps.append(self.publisher.send_one(seq))
+            stamps.append(self.publisher.send_one(seq, kind=kinds[i % len(kinds)]))
             time.sleep(
                 max(
                     0.0, start + (i + 1) * self.plan.latency_interval - time.monotonic()
@@ -320,15 +353,28 @@ class Measurement:
         self._wait_for(seqs.stop)
         return stamps, CpuMeter.percent(before, self.meter.snapshot())
 
-    def _burst_phase(self, seqs: range) -> tuple[list[Stamp], dict[str, float]]:
+    def _burst_phases(self, start: int) -> dict[str, Burst]:
+        """One burst per kind, in order, each after a quiet moment."""
+        bursts = {}
+        for kind in self.plan.order:
+            seqs = range(start, start + self.plan.burst_events)
+            start = seqs.stop
+            if self.bench.quiet_wait:
+                wait_for_quiet(self.bench.quiet_threshold, self.bench.quiet_wait / 3)
+            bursts[kind] = self._burst_phase(seqs, kind)
+        return bursts
+
+    def _burst_phase(self, seqs: range, kind: str) -> Burst:
         """Publish back to back; CPU counts from the commit, not the DB inserts."""
         snapshots: list[CpuSnapshot] = []
-        with self._profiled("burst"):
+        with self._profiled(f"burst-{kind}" if len(self.plan.kinds) > 1 else "burst"):
             stamps = self.publisher.send_burst(
-                seqs, on_commit=lambda: snapshots.append(self.meter.snapshot())
+                seqs,
+                kind=kind,
+                on_commit=lambda: snapshots.append(self.meter.snapshot()),
             )
             self._wait_for(seqs.stop)
-        return stamps, CpuMeter.percent(snapshots[0], self.meter.snapshot())
+        return seqs, stamps, CpuMeter.percent(snapshots[0], self.meter.snapshot())
 
     def _profiled(self, phase: str) -> AbstractContextManager[object]:
         if not self.bench.profile:
@@ -352,7 +398,7 @@ class Measurement:
             ]
         )
 
-    def _collect(self) -> Any:
+    def _collect(self) -> Deliveries:
         paths = [
             self.bench.run_dir
             / f"{self.spec.name}-{self.plan.connections}-client{k}.bin"
@@ -364,6 +410,29 @@ class Measurement:
             for path in paths:
                 path.unlink()
         return deliveries
+
+
+def _summarize(
+    deliveries: Deliveries,
+    ready: int,
+    *,
+    latency: tuple[range, list[Stamp]],
+    burst: Burst,
+) -> dict[str, Any]:
+    """One kind's numbers: paced latency (from commit and from call), burst."""
+    seqs, stamps = latency
+    paced = deliveries.summary(seqs, [s.committed for s in stamps], ready)
+    from_call = deliveries.summary(seqs, [s.called for s in stamps], ready)
+    paced["from_call_p50_ms"] = from_call["p50_ms"]
+    paced["from_call_p99_ms"] = from_call["p99_ms"]
+    burst_seqs, burst_stamps, burst_cpu = burst
+    fast = deliveries.summary(burst_seqs, [s.committed for s in burst_stamps], ready)
+    return {
+        "latency": paced,
+        "burst": fast,
+        "burst_cpu": burst_cpu,
+        "losses": paced["losses"] + fast["losses"],
+    }
 
 
 def _own_cpu_seconds() -> float:

@@ -23,9 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import pushtypes
 from bench.processes import Children
 from bench.redis_service import redis_cpu_seconds, use_redis
 from bench.servers import REPO_ROOT, SERVERS
+from notifications.wire import NOTIFICATION, PUSH
 
 __all__ = ["main"]
 
@@ -44,6 +46,8 @@ FULL_SERVERS = [
     "ours-deflate-workers2",
 ]
 SMOKE_SERVERS = ["raw", "ours", "channels", "ours-deflate"]
+#: What benchmark events can be sent as: notifications, live-only pushes.
+KINDS = (NOTIFICATION, PUSH)
 SESSION_ENGINES = {
     "cache": "django.contrib.sessions.backends.cache",
     "db": "django.contrib.sessions.backends.db",
@@ -62,6 +66,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--sizes", default="1000,5000,10000", help="connection counts, comma separated"
     )
     parser.add_argument("--servers", help=f"comma separated, from {', '.join(SERVERS)}")
+    parser.add_argument(
+        "--events",
+        help="what events are sent as: notification (default), push (live-only, "
+        "to everyone), or notification,push: both, A/B in one measurement "
+        "(smoke's default; Channels gets notifications only)",
+    )
     parser.add_argument(
         "--repeat", type=int, default=1, help="measure everything this many times"
     )
@@ -110,6 +120,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if options.smoke:
         options.sizes = "50"
         options.servers = options.servers or ",".join(SMOKE_SERVERS)
+        options.events = options.events or ",".join(KINDS)
         options.fanout_users = min(options.fanout_users, 1_000)
         options.load_clients = 1
         options.quiet_wait = 0.0
@@ -118,6 +129,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     unknown = set(options.servers) - set(SERVERS)
     if unknown:
         parser.error(f"unknown servers: {', '.join(sorted(unknown))}")
+    events = (options.events or NOTIFICATION).split(",")
+    unknown = set(events) - set(KINDS)
+    if unknown:
+        parser.error(f"unknown events: {', '.join(sorted(unknown))}")
+    options.events = tuple(dict.fromkeys(events))
     options.time_limit = options.time_limit or (150 if options.smoke else 1800)
     return options
 
@@ -192,7 +208,10 @@ def run(
                 for name in servers:
                     spec = SERVERS[name]
                     plan = make_plan(
-                        size, options, channels=spec.publishing == "channels"
+                        size,
+                        options,
+                        channels=spec.publishing == "channels",
+                        repeat=repeat,
                     )
                     print(
                         f"[{repeat + 1}/{options.repeat}] {spec.label}, N={size} ...",
@@ -223,21 +242,28 @@ def run(
     }
 
 
-def make_plan(size: int, options: argparse.Namespace, *, channels: bool) -> Any:
+def make_plan(
+    size: int, options: argparse.Namespace, *, channels: bool, repeat: int
+) -> Any:
     """
     Phase sizes for N connections.
 
     Latency events are spaced so each fan-out ends before the next starts
     (about 30 us per connection, from the raw ceiling, plus margin). The
     burst is ~300,000 deliveries (at most 200 events), enough for seconds of
-    steady state; Channels gets a fifth of it, or it would take minutes.
+    steady state; Channels gets a fifth of it, or it would take minutes,
+    and notifications only (its comparison publishes no pushes). Both
+    counts are per kind of event; each repeat sends a different kind first.
     """
     from bench.scenario import Plan
 
     burst = 50 if options.smoke else min(200, max(10, 300_000 // size))
     if channels:
         burst = max(5, burst // 5)
+    kinds = (NOTIFICATION,) if channels else options.events
     return Plan(
+        kinds=kinds,
+        lead=repeat % len(kinds),
         connections=size,
         load_clients=options.load_clients,
         concurrency=options.concurrency,
@@ -270,6 +296,8 @@ def bench_env(
         # The load clients open thousands of connections from each address.
         "NOTIFICATIONS_WS_MAX_CONNECTIONS_PER_ADDRESS": "0",
         "BENCH_CHANNELS_PREFIX": f"{prefix}-asgi",
+        # Declared as a project declares its own (read by project/settings.py).
+        "NOTIFICATIONS_EVENT_TYPES": json.dumps(pushtypes.EVENT_TYPES),
         "LOG_LEVEL": "INFO",
     }
 
@@ -289,7 +317,9 @@ def measure_django_costs(
         "--output", str(output),
     ]  # fmt: skip
     if options.smoke:
-        command += ["--fanout-repeats", "1", "--publish-repeats", "20"]
+        command += [
+            "--fanout-repeats", "1", "--publish-repeats", "20", "--push-repeats", "20",
+        ]  # fmt: skip
     if options.database_url:
         command.append("--clean-up")
     subprocess.run(
@@ -304,8 +334,11 @@ def measure_django_costs(
         timeout=600,
     )
     costs: dict[str, Any] = json.loads(output.read_text())
+    push = costs["push"]
     print(
         f"    publish adds {costs['publish']['publish_ms']['p50']} ms (p50); "
+        f"push to one user {push['push_live_ms']['p50']} ms live, "
+        f"{push['push_durable_ms']['p50']} ms durable (p50); "
         f"fan-out to {costs['fanout']['users']:,} users: {costs['fanout']['median_ms']} ms",
         flush=True,
     )
@@ -313,13 +346,20 @@ def measure_django_costs(
 
 
 def one_line(result: dict[str, Any]) -> str:
-    burst, latency = result["burst"], result["latency"]
+    kinds = "; ".join(_kind_line(kind, n) for kind, n in result["kinds"].items())
     return (
         f"{result['ready']}/{result['connections']} ready at {result['connect_per_s']}/s, "
-        f"{result['kib_per_connection']} KiB/conn, p50/p99 {latency['p50_ms']}/{latency['p99_ms']} ms, "
-        f"burst {burst['deliveries_per_s']:,}/s (p99 {burst['p99_ms']} ms), "
-        f"losses {result['losses']}, server CPU {result['cpu']['burst']['server']}%, "
+        f"{result['kib_per_connection']} KiB/conn, {kinds}; losses {result['losses']}, "
         f"storm {result['storm']['ready']} resumed in {result['storm']['seconds']} s"
+    )
+
+
+def _kind_line(kind: str, numbers: dict[str, Any]) -> str:
+    latency, burst = numbers["latency"], numbers["burst"]
+    return (
+        f"{kind}: p50/p99 {latency['p50_ms']}/{latency['p99_ms']} ms, "
+        f"burst {burst['deliveries_per_s']:,}/s (p99 {burst['p99_ms']} ms), "
+        f"server CPU {numbers['burst_cpu']['server']}%"
     )
 
 
@@ -362,8 +402,9 @@ def check(results: dict[str, Any], *, strict: bool) -> list[str]:
             )
         if m["losses"]:
             problems.append(f"{where}: {m['losses']} lost deliveries")
-        if m["latency"]["duplicates"] or m["burst"]["duplicates"]:
-            problems.append(f"{where}: duplicate deliveries")
+        for kind, numbers in m["kinds"].items():
+            if numbers["latency"]["duplicates"] or numbers["burst"]["duplicates"]:
+                problems.append(f"{where}: duplicate {kind} deliveries")
         if m["storm"]["ready"] < m["connections"]:
             problems.append(
                 f"{where}: reconnect storm: {m['connections'] - m['storm']['ready']} failed: {m['storm']['errors']}"
