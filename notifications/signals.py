@@ -71,57 +71,27 @@ def user_deleted(sender, instance, **kwargs) -> None:
     _on_commit(publishing.publish_user_changed, instance.pk)
 
 
-@receiver(m2m_changed, sender=User.groups.through, dispatch_uid="notifications.groups")
-def groups_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
-    # Forward, user.groups.add(): the user changed. Reverse,
-    # group.user_set.add(): pk_set holds the users.
-    _relation_changed(
-        sender,
-        instance,
-        action,
-        reverse,
-        pk_set,
-        holders=lambda group: User._default_manager.filter(groups=group),
-        announce=_users_changed,
-    )
+def _watch_relation(
+    through: type[Model],
+    *,
+    holders: Callable[[Model], QuerySet],
+    announce: Callable[[Iterable[Any]], None],
+    uid: str,
+) -> None:
+    """Announce changes of a many-to-many relation that grants rights."""
 
+    def changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
+        _relation_changed(
+            sender,
+            instance,
+            action,
+            reverse,
+            pk_set,
+            holders=holders,
+            announce=announce,
+        )
 
-@receiver(
-    m2m_changed,
-    sender=User.user_permissions.through,
-    dispatch_uid="notifications.user_permissions",
-)
-def user_permissions_changed(sender, instance, action, reverse, pk_set, **kwargs):
-    _relation_changed(
-        sender,
-        instance,
-        action,
-        reverse,
-        pk_set,
-        holders=lambda permission: User._default_manager.filter(
-            user_permissions=permission
-        ),
-        announce=_users_changed,
-    )
-
-
-@receiver(
-    m2m_changed,
-    sender=Group.permissions.through,
-    dispatch_uid="notifications.group_permissions",
-)
-def group_permissions_changed(sender, instance, action, reverse, pk_set, **kwargs):
-    # A group's members are found by each ws_server among its connections:
-    # one message per group, however many members it has.
-    _relation_changed(
-        sender,
-        instance,
-        action,
-        reverse,
-        pk_set,
-        holders=lambda permission: Group.objects.filter(permissions=permission),
-        announce=_groups_changed,
-    )
+    m2m_changed.connect(changed, sender=through, weak=False, dispatch_uid=uid)
 
 
 def _relation_changed(
@@ -162,6 +132,33 @@ def _users_changed(user_ids: Iterable[int]) -> None:
 def _groups_changed(group_ids: Iterable[int]) -> None:
     for group_id in group_ids:
         _on_commit(publishing.publish_group_changed, group_id)
+
+
+# user.groups / group.user_set: the users changed.
+_watch_relation(
+    User.groups.through,
+    holders=lambda group: User._default_manager.filter(groups=group),
+    announce=_users_changed,
+    uid="notifications.groups",
+)
+# user.user_permissions / permission.user_set: the users changed.
+_watch_relation(
+    User.user_permissions.through,
+    holders=lambda permission: User._default_manager.filter(
+        user_permissions=permission
+    ),
+    announce=_users_changed,
+    uid="notifications.user_permissions",
+)
+# group.permissions / permission.group_set: the groups changed. Each ws_server
+# finds their members among its connections: one message per group, however
+# many members it has.
+_watch_relation(
+    Group.permissions.through,
+    holders=lambda permission: Group.objects.filter(permissions=permission),
+    announce=_groups_changed,
+    uid="notifications.group_permissions",
+)
 
 
 def _on_commit(publish: Callable[..., None], *args: Any) -> None:
