@@ -11,7 +11,7 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from . import services
+from . import presence, services
 from .models import Event
 
 SEND_FIELDS = [
@@ -63,6 +63,16 @@ class EventAdmin(admin.ModelAdmin):
     filter_horizontal = ["groups"]
     autocomplete_fields = ["users"]
     readonly_fields = ["created_by", "created_at", "retracted_at", "retracted_by"]
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        # Who the next event would reach live, across every ws_server.
+        try:
+            online = presence.online()
+        except presence.PresenceUnavailable:
+            online = None
+        return super().changelist_view(
+            request, {**(extra_context or {}), "online": online}
+        )
 
     def get_queryset(self, request: HttpRequest):
         # Pushes from application code share the table, not the inbox.

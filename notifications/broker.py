@@ -16,7 +16,14 @@ from redis.retry import Retry
 from .breaker import CircuitBreaker
 from .conf import settings
 
-__all__ = ["GuardedRedis", "get_redis", "stream_key", "ticket_key"]
+__all__ = [
+    "GuardedRedis",
+    "get_redis",
+    "presence_key",
+    "presence_registry_key",
+    "stream_key",
+    "ticket_key",
+]
 
 
 class GuardedRedis(redis.Redis):
@@ -60,6 +67,16 @@ def get_redis() -> GuardedRedis:
 def stream_key() -> str:
     """The stream every ws_server process reads events and controls from."""
     return f"{settings.REDIS_PREFIX}:stream"
+
+
+def presence_key(process: str) -> str:
+    """Where one ws_server process keeps who is connected to it."""
+    return f"{settings.REDIS_PREFIX}:presence:{process}"
+
+
+def presence_registry_key() -> str:
+    """The sorted set of presence hashes, each scored with when it expires."""
+    return f"{settings.REDIS_PREFIX}:presence"
 
 
 def ticket_key(nonce: str) -> str:

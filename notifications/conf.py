@@ -75,6 +75,9 @@ DEFAULTS: dict[str, Any] = {
     "DB_TIMEOUT": 10.0,
     "REDIS_TIMEOUT": 2.0,
     "SHUTDOWN_TIMEOUT": 10.0,
+    # Seconds between two writes of a ws_server's presence (who is connected)
+    # to Redis; a killed process stops counting 3 intervals after its last.
+    "PRESENCE_INTERVAL": 5.0,
     # Event types application code may push (notifications.live), by name:
     # {"order.status": {"delivery": "durable", "check": "app.module.func"}}.
     "EVENT_TYPES": {},

@@ -1,7 +1,8 @@
 """
 Run the WebSocket server: handshake checks, the relay, and a clean shutdown.
 
-Shutdown order: stop the background loops (relay, sweep, re-check), stop
+Shutdown order: stop the background loops (relay, sweep, re-check,
+presence, which removes this process from Redis), stop
 accepting and close every connection with 1001 (going away; clients
 reconnect elsewhere and resume) within ``NOTIFICATIONS_SHUTDOWN_TIMEOUT``,
 then close Redis. SIGINT and SIGTERM only set an event.
@@ -33,6 +34,7 @@ from .delivery import Dispatcher
 from .handler import Handler, HandlerConfig, peer
 from .hub import Hub
 from .maintenance import Rechecker, Revocations
+from .presence import Presence
 from .reconcile import Sweeper
 from .relay import Relay
 
@@ -179,6 +181,9 @@ async def run_server(host: str, port: int, *, reuse_port: bool = False) -> None:
                     "relay": relay.run(),
                     "sweep": sweeper.run(),
                     "recheck": rechecker.run(),
+                    "presence": Presence(
+                        hub, redis, interval=settings.PRESENCE_INTERVAL
+                    ).run(),
                 },
                 stop,
             )
