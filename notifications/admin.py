@@ -22,6 +22,7 @@ SEND_FIELDS = [
     "audience",
     "groups",
     "users",
+    "permissions",
     "expires_at",
 ]
 
@@ -41,6 +42,7 @@ class SendEventForm(forms.ModelForm):
             cleaned_data.get("audience", ""),
             groups=list(cleaned_data.get("groups") or []),
             users=list(cleaned_data.get("users") or []),
+            permissions=list(cleaned_data.get("permissions") or []),
         )
         return cleaned_data
 
@@ -60,7 +62,7 @@ class EventAdmin(admin.ModelAdmin):
     list_filter = ["level", "audience", "created_at", "retracted_at"]
     actions = ["retract"]
     search_fields = ["title", "body"]
-    filter_horizontal = ["groups"]
+    filter_horizontal = ["groups", "permissions"]
     autocomplete_fields = ["users"]
     readonly_fields = ["created_by", "created_at", "retracted_at", "retracted_by"]
 
@@ -109,4 +111,4 @@ class EventAdmin(admin.ModelAdmin):
     def save_related(
         self, request: HttpRequest, form: SendEventForm, formsets: list, change: bool
     ) -> None:
-        """The service already set the audience's groups and users."""
+        """The service already set the audience's groups, users and permissions."""

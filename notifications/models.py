@@ -13,7 +13,7 @@ notifications.
 """
 
 from django.conf import settings
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.db import models
 from django.db.models import Q
 
@@ -28,8 +28,10 @@ class Level(models.TextChoices):
 class Audience(models.TextChoices):
     EVERYONE = "everyone", "Everyone"
     STAFF = "staff", "Staff only"
+    SUPERUSERS = "superusers", "Superusers only"
     GROUPS = "groups", "Members of groups"
     USERS = "users", "Selected users"
+    PERMISSIONS = "permissions", "Holders of permissions"
 
 
 class Event(models.Model):
@@ -38,12 +40,15 @@ class Event(models.Model):
     level = models.CharField(max_length=10, choices=Level, default=Level.INFO)
     url = models.URLField("link", blank=True, max_length=500)
     audience = models.CharField(
-        max_length=10, choices=Audience, default=Audience.EVERYONE
+        max_length=11, choices=Audience, default=Audience.EVERYONE
     )
     groups = models.ManyToManyField(Group, blank=True, related_name="+")
     users = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="+"
     )
+    # Holding any one of them (directly or through a group), or being a
+    # superuser, makes a recipient: Django's ModelBackend rules.
+    permissions = models.ManyToManyField(Permission, blank=True, related_name="+")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

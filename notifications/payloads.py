@@ -57,6 +57,15 @@ def audience_spec(event: Event) -> AudienceSpec:
         return AudienceSpec(everyone=True)
     if event.audience == Audience.STAFF:
         return AudienceSpec(staff=True)
+    if event.audience == Audience.SUPERUSERS:
+        return AudienceSpec(superusers=True)
+    if event.audience == Audience.PERMISSIONS:
+        return AudienceSpec(
+            permissions=frozenset(
+                f"{permission.content_type.app_label}.{permission.codename}"
+                for permission in event.permissions.all()
+            )
+        )
     # .all() rather than values_list() so prefetched relations are reused.
     if event.audience == Audience.GROUPS:
         return AudienceSpec(groups=frozenset(group.pk for group in event.groups.all()))

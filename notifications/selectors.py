@@ -9,6 +9,7 @@ from collections.abc import Collection
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db.models import Count, F, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
@@ -31,14 +32,36 @@ __all__ = [
 
 def audience_users(*, event: Event) -> QuerySet:
     """Return the active users ``event`` is for, as a queryset of users."""
-    users = get_user_model()._default_manager.filter(is_active=True)
+    user_model = get_user_model()
+    users = user_model._default_manager.filter(is_active=True)
     if event.audience == Audience.EVERYONE:
         return users
     if event.audience == Audience.STAFF:
         return users.filter(is_staff=True)
+    if event.audience == Audience.SUPERUSERS:
+        return users.filter(is_superuser=True)
     if event.audience == Audience.GROUPS:
         return users.filter(pk__in=event.groups.values("user"))
+    if event.audience == Audience.PERMISSIONS:
+        return users.filter(_holds_any(event.permissions.values("pk")))
     return users.filter(pk__in=event.users.values("pk"))
+
+
+def _holds_any(permissions: QuerySet) -> Q:
+    """
+    Users holding any of ``permissions`` as ``ModelBackend`` grants them:
+    superusers, direct holders, members of a holding group. Subqueries, so
+    the recipients still resolve in the one ``INSERT ... SELECT``.
+    """
+    user_model = get_user_model()
+    direct = user_model.user_permissions.through.objects.filter(
+        permission__in=permissions
+    ).values("user")
+    groups = Group.permissions.through.objects.filter(
+        permission__in=permissions
+    ).values("group")
+    members = user_model.groups.through.objects.filter(group__in=groups).values("user")
+    return Q(is_superuser=True) | Q(pk__in=direct) | Q(pk__in=members)
 
 
 def _visible(**filters: object) -> QuerySet:
@@ -114,7 +137,7 @@ def events_with_audience(*, ids: Collection[int]) -> list[Event]:
     """Events by id, oldest first, with what ``audience_spec`` reads prefetched."""
     return list(
         Event.objects.filter(pk__in=ids)
-        .prefetch_related("groups", "users")
+        .prefetch_related("groups", "users", "permissions__content_type")
         .order_by("pk")
     )
 

@@ -4,13 +4,13 @@ Writes: sending events and changing read state.
 Each service runs in one transaction and publishes only after it commits.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
@@ -34,7 +34,13 @@ __all__ = [
 ]
 
 
-def validate_audience(audience: str, *, groups: list[Group], users: list) -> None:
+def validate_audience(
+    audience: str,
+    *,
+    groups: Sequence[Group],
+    users: Sequence[AbstractBaseUser],
+    permissions: Sequence[Permission] = (),
+) -> None:
     """Raise ``ValidationError`` unless the audience names its recipients."""
     if audience == Audience.GROUPS and not groups:
         raise ValidationError(
@@ -42,6 +48,10 @@ def validate_audience(audience: str, *, groups: list[Group], users: list) -> Non
         )
     if audience == Audience.USERS and not users:
         raise ValidationError({"users": "Choose at least one user for this audience."})
+    if audience == Audience.PERMISSIONS and not permissions:
+        raise ValidationError(
+            {"permissions": "Choose at least one permission for this audience."}
+        )
 
 
 @transaction.atomic
@@ -54,17 +64,19 @@ def send_event(
     audience: str = Audience.EVERYONE,
     groups: Iterable[Group] = (),
     users: Iterable[AbstractBaseUser] = (),
+    permissions: Iterable[Permission] = (),
     created_by: AbstractBaseUser | None = None,
     expires_at: datetime | None = None,
 ) -> Event:
     """
     Create an event, give each recipient an inbox row, publish it on commit.
 
-    ``groups`` is required for the "groups" audience and ``users`` for the
-    "users" audience; both are ignored otherwise.
+    ``groups`` is required for the "groups" audience, ``users`` for the
+    "users" audience and ``permissions`` for the "permissions" audience;
+    each is ignored otherwise.
     """
-    groups, users = list(groups), list(users)
-    validate_audience(audience, groups=groups, users=users)
+    groups, users, permissions = list(groups), list(users), list(permissions)
+    validate_audience(audience, groups=groups, users=users, permissions=permissions)
     event = Event(
         title=title,
         body=body,
@@ -74,12 +86,14 @@ def send_event(
         created_by=created_by,
         expires_at=expires_at,
     )
-    event.full_clean(exclude=["groups", "users", "created_by"])
+    event.full_clean(exclude=["groups", "users", "permissions", "created_by"])
     event.save()
     if audience == Audience.GROUPS:
         event.groups.set(groups)
     if audience == Audience.USERS:
         event.users.set(users)
+    if audience == Audience.PERMISSIONS:
+        event.permissions.set(permissions)
     _fan_out(event)
     transaction.on_commit(partial(publishing.publish_event, event), robust=True)
     return event

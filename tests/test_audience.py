@@ -1,6 +1,7 @@
 """Who an event is for: database resolution, and matching on the ws_server."""
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.test import TestCase
 
 from notifications import selectors, services
@@ -44,6 +45,36 @@ class AudienceResolutionTests(TestCase):
             self.other.pk,
             self.staff.pk,
         }
+
+    def test_superusers(self) -> None:
+        """Superusers only, active ones."""
+        root = make_user(is_superuser=True)
+        make_user(is_superuser=True, is_active=False)
+        assert self.recipients(audience=Audience.SUPERUSERS) == {root.pk}
+
+    def test_permission_holders(self) -> None:
+        """Direct holders, members of a holding group and superusers, active
+        ones only, each once."""
+        view = Permission.objects.get(codename="view_group")
+        change = Permission.objects.get(codename="change_group")
+        self.team.permissions.add(view)
+        direct = make_user()
+        direct.user_permissions.add(change, view)
+        root = make_user(is_superuser=True)
+        make_user(is_active=False).user_permissions.add(view)
+        make_user().user_permissions.add(Permission.objects.get(codename="view_user"))
+        assert self.recipients(
+            audience=Audience.PERMISSIONS, permissions=[view, change]
+        ) == {self.member.pk, direct.pk, root.pk}
+
+    def test_permission_spec_names_the_permissions(self) -> None:
+        """The ws_server gets 'app_label.codename' names to match connections."""
+        view = Permission.objects.get(codename="view_group")
+        with self.captureOnCommitCallbacks(execute=False):
+            event = services.send_event(
+                title="t", audience=Audience.PERMISSIONS, permissions=[view]
+            )
+        assert audience_spec(event).permissions == {"auth.view_group"}
 
     def test_group_audience_without_groups_is_invalid(self) -> None:
         """The service refuses an audience that names nobody."""

@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import transaction
 from django.test import Client
 
@@ -48,18 +49,25 @@ def test_every_tab_of_a_user_receives_the_event(ws_server):
         assert receive(tab2)["id"] == event.pk
 
 
-@pytest.mark.parametrize("audience", ["users", "groups", "staff"])
+@pytest.mark.parametrize(
+    "audience", ["users", "groups", "staff", "superusers", "permissions"]
+)
 def test_only_the_audience_receives_the_event(ws_server, audience):
     """A user outside the audience receives nothing; the next frame they get is a later event."""
     team = make_group()
-    insider = make_user(staff=True, groups=(team,))
+    view_group = Permission.objects.get(codename="view_group")
+    insider = make_user(staff=True, groups=(team,), is_superuser=True)
     outsider = make_user()
     with (
         subscriber(ws_server, insider) as inside,
         subscriber(ws_server, outsider) as outside,
     ):
         targeted = services.send_event(
-            title="Targeted", audience=audience, groups=[team], users=[insider]
+            title="Targeted",
+            audience=audience,
+            groups=[team],
+            users=[insider],
+            permissions=[view_group],
         )
         everyone = services.send_event(title="For everyone")
         assert receive(inside)["id"] == targeted.pk
