@@ -4,15 +4,21 @@ Admins send events from here.
 Sending is a service (recipients, inbox rows, publish on commit), so the admin
 stays thin: the add form collects the fields and ``save_model`` hands them to
 :func:`notifications.services.send_event`. A sent event can't be edited: its
-copies are already in users' inboxes and browsers.
+copies are already in users' inboxes and browsers; it can be retracted.
+
+Before sending, the add form asks two JSON views (``preview/`` and
+``send-test/``) how many users the audience resolves to, what a recipient
+will see, and sends the same notification to the admin alone.
 """
 
 from django import forms
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import HttpRequest, JsonResponse
+from django.urls import URLPattern, path
+from django.views.decorators.http import require_POST
 
-from . import presence, services
-from .models import Event
+from . import presence, selectors, services
+from .models import Audience, Event
 
 SEND_FIELDS = [
     "title",
@@ -65,6 +71,55 @@ class EventAdmin(admin.ModelAdmin):
     filter_horizontal = ["groups", "permissions"]
     autocomplete_fields = ["users"]
     readonly_fields = ["created_by", "created_at", "retracted_at", "retracted_by"]
+
+    def get_urls(self) -> list[URLPattern]:
+        own = [
+            path(
+                "preview/",
+                self.admin_site.admin_view(require_POST(self.preview_view)),
+                name="notifications_event_preview",
+            ),
+            path(
+                "send-test/",
+                self.admin_site.admin_view(require_POST(self.send_test_view)),
+                name="notifications_event_send_test",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def preview_view(self, request: HttpRequest) -> JsonResponse:
+        """How many users the form's audience reaches, and what they will see."""
+        form = self._bound_send_form(request)
+        if isinstance(form, JsonResponse):
+            return form
+        data = form.cleaned_data
+        recipients = selectors.resolve_audience(
+            audience=data["audience"],
+            groups=[group.pk for group in data["groups"]],
+            users=[user.pk for user in data["users"]],
+            permissions=[permission.pk for permission in data["permissions"]],
+        ).count()
+        notification = {name: data[name] for name in ("title", "body", "level", "url")}
+        return JsonResponse({"recipients": recipients, "notification": notification})
+
+    def send_test_view(self, request: HttpRequest) -> JsonResponse:
+        """Send the form's notification to the admin alone, as a test."""
+        form = self._bound_send_form(request)
+        if isinstance(form, JsonResponse):
+            return form
+        fields = {name: form.cleaned_data[name] for name in SEND_FIELDS}
+        fields.update(audience=Audience.USERS, users=[request.user])
+        event = services.send_event(**fields, created_by=request.user)
+        return JsonResponse({"sent": event.pk})
+
+    def _bound_send_form(self, request: HttpRequest) -> SendEventForm | JsonResponse:
+        """The add form bound to the request, or the response refusing it."""
+        if not self.has_add_permission(request):
+            return JsonResponse({"error": "permission denied"}, status=403)
+        form = SendEventForm(request.POST)
+        if not form.is_valid():
+            return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
+        return form
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
         # Who the next event would reach live, across every ws_server.

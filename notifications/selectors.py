@@ -16,6 +16,9 @@ from django.utils import timezone
 
 from .models import Audience, Event, Notification
 
+#: Primary keys: a list, or a ``values("pk")`` queryset (kept a subquery).
+Ids = Collection[int] | QuerySet
+
 __all__ = [
     "audience_users",
     "event_ids_after",
@@ -25,6 +28,7 @@ __all__ = [
     "latest_event_id",
     "missed_event_ids",
     "pushes_after",
+    "resolve_audience",
     "unread_count",
     "unread_counts",
 ]
@@ -32,22 +36,39 @@ __all__ = [
 
 def audience_users(*, event: Event) -> QuerySet:
     """Return the active users ``event`` is for, as a queryset of users."""
+    return resolve_audience(
+        audience=event.audience,
+        groups=event.groups.values("pk"),
+        users=event.users.values("pk"),
+        permissions=event.permissions.values("pk"),
+    )
+
+
+def resolve_audience(
+    *, audience: str, groups: Ids, users: Ids, permissions: Ids
+) -> QuerySet:
+    """
+    The active users an audience covers, before any event exists (the
+    admin's preview counts them). ``groups``, ``users`` and ``permissions``
+    are primary keys, as a list or a ``values("pk")`` queryset.
+    """
     user_model = get_user_model()
-    users = user_model._default_manager.filter(is_active=True)
-    if event.audience == Audience.EVERYONE:
-        return users
-    if event.audience == Audience.STAFF:
-        return users.filter(is_staff=True)
-    if event.audience == Audience.SUPERUSERS:
-        return users.filter(is_superuser=True)
-    if event.audience == Audience.GROUPS:
-        return users.filter(pk__in=event.groups.values("user"))
-    if event.audience == Audience.PERMISSIONS:
-        return users.filter(_holds_any(event.permissions.values("pk")))
-    return users.filter(pk__in=event.users.values("pk"))
+    active = user_model._default_manager.filter(is_active=True)
+    if audience == Audience.EVERYONE:
+        return active
+    if audience == Audience.STAFF:
+        return active.filter(is_staff=True)
+    if audience == Audience.SUPERUSERS:
+        return active.filter(is_superuser=True)
+    if audience == Audience.GROUPS:
+        members = user_model.groups.through.objects.filter(group__in=groups)
+        return active.filter(pk__in=members.values("user"))
+    if audience == Audience.PERMISSIONS:
+        return active.filter(_holds_any(permissions))
+    return active.filter(pk__in=users)
 
 
-def _holds_any(permissions: QuerySet) -> Q:
+def _holds_any(permissions: Ids) -> Q:
     """
     Users holding any of ``permissions`` as ``ModelBackend`` grants them:
     superusers, direct holders, members of a holding group. Subqueries, so

@@ -9,9 +9,11 @@ import re
 import shutil
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import override_settings
 
 from notifications import live, services
+from notifications.models import Notification
 from tests.factories import make_group, make_user
 from tests.servers import WebSocketServerProcess
 
@@ -200,4 +202,36 @@ def test_a_retracted_event_leaves_the_open_inbox(
     services.retract_event(event=event, by=None)
     item.wait_for(state="detached", timeout=2_000)
     assert page.inner_text("#unread-count") == "0"
+    page.close()
+
+
+def test_admin_previews_the_audience_before_sending(
+    browser, live_server, browser_ws_server
+):
+    """On the add form, Preview shows how many users the audience reaches and
+    the notification as text; "Send a test to myself" sends it to the admin."""
+    make_user(username="admin", staff=True, is_superuser=True)
+    make_user(username="alice")
+    url = base_url(live_server, "127.0.0.1")
+    page = browser.new_page()
+    page.goto(f"{url}/admin/login/?next=/admin/notifications/event/add/")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("input[type=submit]")
+    page.fill("input[name=title]", "<b>Coffee</b> in the kitchen")
+    page.select_option("select[name=audience]", "everyone")
+    page.click("[data-action=preview]")
+    output = page.locator("[data-role=preview-output]")
+    output.locator(".recipients").wait_for(timeout=2_000)
+    assert output.locator(".recipients").inner_text() == "Reaches 2 users now."
+    assert output.locator("strong").inner_text() == "<b>Coffee</b> in the kitchen"
+    page.click("[data-action=send-test]")
+    page.wait_for_function(
+        "document.querySelector('[data-role=preview-output]').textContent"
+        ".includes('Sent to you only')",
+        timeout=2_000,
+    )
+    admin = get_user_model().objects.get(username="admin")
+    [notification] = Notification.objects.all()
+    assert notification.user == admin
     page.close()
