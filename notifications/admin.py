@@ -15,6 +15,8 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern, path
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 
 from . import presence, selectors, services
@@ -70,7 +72,29 @@ class EventAdmin(admin.ModelAdmin):
     search_fields = ["title", "body"]
     filter_horizontal = ["groups", "permissions"]
     autocomplete_fields = ["users"]
-    readonly_fields = ["created_by", "created_at", "retracted_at", "retracted_by"]
+    readonly_fields = [
+        "created_by",
+        "created_at",
+        "retracted_at",
+        "retracted_by",
+        "delivery",
+    ]
+
+    @admin.display(description="Delivery")
+    def delivery(self, event: Event) -> str:
+        """Recipients, live deliveries (acknowledged), reads, dismissals."""
+        if event.pk is None:
+            return "-"
+        stats = selectors.delivery_stats(event_id=event.pk)
+        first_read = (
+            f" (first {date_format(localtime(stats.first_read_at), 'DATETIME_FORMAT')})"
+            if stats.first_read_at
+            else ""
+        )
+        return (
+            f"{stats.recipients} recipients, {stats.delivered} delivered live, "
+            f"{stats.read} read{first_read}, {stats.dismissed} dismissed"
+        )
 
     def get_urls(self) -> list[URLPattern]:
         own = [

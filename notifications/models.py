@@ -93,6 +93,8 @@ class Notification(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
     )
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="+")
+    # When a client first acknowledged receiving it live (the delivery stats).
+    delivered_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
     dismissed_at = models.DateTimeField(null=True, blank=True)
 

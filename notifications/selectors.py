@@ -6,11 +6,12 @@ All functions take keyword-only arguments and never write.
 """
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db.models import Count, F, Q, QuerySet, Window
+from django.db.models import Count, F, Min, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -20,7 +21,9 @@ from .models import Audience, Event, Notification
 Ids = Collection[int] | QuerySet
 
 __all__ = [
+    "DeliveryStats",
     "audience_users",
+    "delivery_stats",
     "event_ids_after",
     "events_by_id",
     "events_with_audience",
@@ -83,6 +86,29 @@ def _holds_any(permissions: Ids) -> Q:
     ).values("group")
     members = user_model.groups.through.objects.filter(group__in=groups).values("user")
     return Q(is_superuser=True) | Q(pk__in=direct) | Q(pk__in=members)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryStats:
+    """What became of one event's inbox rows."""
+
+    recipients: int
+    delivered: int
+    read: int
+    first_read_at: datetime | None
+    dismissed: int
+
+
+def delivery_stats(*, event_id: int) -> DeliveryStats:
+    """Count an event's recipients, live deliveries, reads and dismissals: one query."""
+    counts = Notification.objects.filter(event_id=event_id).aggregate(
+        recipients=Count("pk"),
+        delivered=Count("pk", filter=Q(delivered_at__isnull=False)),
+        read=Count("pk", filter=Q(read_at__isnull=False)),
+        first_read_at=Min("read_at"),
+        dismissed=Count("pk", filter=Q(dismissed_at__isnull=False)),
+    )
+    return DeliveryStats(**counts)
 
 
 def _visible(**filters: object) -> QuerySet:

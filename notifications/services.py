@@ -4,7 +4,7 @@ Writes: sending events and changing read state.
 Each service runs in one transaction and publishes only after it commits.
 """
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -27,6 +27,7 @@ __all__ = [
     "mark_all_read",
     "mark_read",
     "purge_pushes",
+    "record_deliveries",
     "retract_event",
     "send_event",
     "send_push",
@@ -160,6 +161,26 @@ def announce_retraction(event: Event) -> None:
         data={"ids": [event.pk]},
         audience=audience_spec(event),
     )
+
+
+def record_deliveries(
+    *, acknowledged: Mapping[int, Collection[int]], at: datetime, chunk: int = 1_000
+) -> int:
+    """
+    Mark delivered the notifications clients acknowledged: ``acknowledged``
+    maps event ids to user ids. One UPDATE per event and thousand users,
+    first acknowledgement wins; returns how many rows changed.
+    """
+    changed = 0
+    for event_id, user_ids in acknowledged.items():
+        ids = sorted(user_ids)
+        for start in range(0, len(ids), chunk):
+            changed += Notification.objects.filter(
+                event_id=event_id,
+                user_id__in=ids[start : start + chunk],
+                delivered_at__isnull=True,
+            ).update(delivered_at=at)
+    return changed
 
 
 def purge_pushes(*, sent_before: datetime) -> int:

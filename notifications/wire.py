@@ -26,6 +26,7 @@ __all__ = [
     "NOTIFICATION",
     "PUSH",
     "VERSION",
+    "Ack",
     "AudienceSpec",
     "ClientMessage",
     "CloseCode",
@@ -376,7 +377,14 @@ class Dismiss:
     event_id: int
 
 
-ClientMessage = Hello | MarkRead | MarkAllRead | Dismiss
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The client received these notifications (the delivery statistics)."""
+
+    event_ids: tuple[int, ...]
+
+
+ClientMessage = Hello | MarkRead | MarkAllRead | Dismiss | Ack
 
 
 class ProtocolError(ValueError):
@@ -390,6 +398,8 @@ class ProtocolError(ValueError):
 
 MAX_TICKET_LENGTH = 512
 MAX_ID = 2**63 - 1
+#: Most ids one "ack" may carry.
+MAX_ACK_IDS = 1_000
 
 
 def parse_client_message(data: str | bytes) -> ClientMessage:
@@ -421,6 +431,8 @@ def parse_client_message(data: str | bytes) -> ClientMessage:
         return MarkAllRead(up_to=_required_id(message.get("up_to"), "up_to"))
     if kind == "dismiss":
         return Dismiss(event_id=_required_id(message.get("id"), "id"))
+    if kind == "ack":
+        return Ack(event_ids=_id_list(message.get("ids"), "ids"))
     if not isinstance(kind, str):
         raise ProtocolError("invalid_message", "the message has no string 'type'")
     raise ProtocolError("unknown_type", f"unknown message type: {kind[:40]!r}")
@@ -436,6 +448,14 @@ def _optional_ticket(value: object) -> str | None:
     if not value.isascii():
         raise ProtocolError("invalid_message", "'ticket' must be ASCII")
     return value
+
+
+def _id_list(value: object, name: str) -> tuple[int, ...]:
+    if not isinstance(value, list) or not 0 < len(value) <= MAX_ACK_IDS:
+        raise ProtocolError(
+            "invalid_message", f"{name!r} must be a list of 1 to {MAX_ACK_IDS} ids"
+        )
+    return tuple(_required_id(item, name) for item in value)
 
 
 def _optional_id(value: object, name: str) -> int | None:

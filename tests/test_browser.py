@@ -7,12 +7,13 @@ arrive, mark them read.
 import os
 import re
 import shutil
+import time
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import override_settings
 
-from notifications import live, services
+from notifications import live, selectors, services
 from notifications.models import Notification
 from tests.factories import make_group, make_user
 from tests.servers import WebSocketServerProcess
@@ -104,6 +105,11 @@ def test_notification_arrives_live_and_is_marked_read(
     assert item.locator("h2").inner_text() == "<img src=x onerror=alert(1)>Deploy done"
     assert item.locator("img").count() == 0, "event data was rendered as HTML"
     assert page.inner_text("#unread-count") == "1"
+    # The page acknowledges what it received: the admin's delivery count.
+    deadline = time.monotonic() + 3
+    while selectors.delivery_stats(event_id=event.pk).delivered != 1:
+        assert time.monotonic() < deadline, "the page never acknowledged the event"
+        time.sleep(0.1)
 
     item.locator("button.mark-read").click()
     page.wait_for_function(

@@ -254,3 +254,13 @@ def test_parser_accepts_only_well_typed_objects(message):
         assert parsed.event_id >= 0
     if isinstance(parsed, wire.Hello):
         assert parsed.ticket is None or isinstance(parsed.ticket, str)
+
+
+def test_ack_carries_up_to_a_thousand_ids():
+    """An ack parses to its ids; an empty, oversize or non-integer list is refused."""
+    assert wire.parse_client_message('{"type": "ack", "ids": [3, 5]}') == wire.Ack(
+        event_ids=(3, 5)
+    )
+    for ids in ([], list(range(1_001)), ["3"], [True], None):
+        with pytest.raises(wire.ProtocolError):
+            wire.parse_client_message(json.dumps({"type": "ack", "ids": ids}))

@@ -33,6 +33,7 @@ from notifications import selectors, services
 from notifications.conf import settings
 from notifications.payloads import event_message_of, event_payload
 from notifications.wire import (
+    Ack,
     AudienceSpec,
     CloseCode,
     Dismiss,
@@ -48,6 +49,7 @@ from notifications.wire import (
     parse_client_message,
 )
 
+from .acks import Acknowledgements
 from .auth import AuthenticationFailed, Principal, authenticate_sessions, redeem_ticket
 from .batching import Batcher
 from .db import DatabaseUnavailable, run_orm
@@ -97,8 +99,10 @@ class Handler:
         dispatcher: Dispatcher,
         redis: Redis,
         config: HandlerConfig,
+        acknowledgements: Acknowledgements,
     ) -> None:
         self.dispatcher = dispatcher
+        self.acknowledgements = acknowledgements
         self.hub = dispatcher.hub
         self.redis = redis
         self.config = config
@@ -319,6 +323,11 @@ class Handler:
             if isinstance(message, Hello):
                 await client.connection.send(
                     encode_error("unexpected_hello", "already authenticated")
+                )
+                continue
+            if isinstance(message, Ack):
+                self.acknowledgements.acknowledge(
+                    client.principal.user_id, message.event_ids
                 )
                 continue
             try:

@@ -28,6 +28,7 @@ from websockets.typing import Origin
 from notifications.broker import stream_key
 from notifications.conf import settings
 
+from .acks import Acknowledgements
 from .connection import ConnectionLimits, guarded_connection
 from .db import start_orm_threads
 from .delivery import Dispatcher
@@ -134,6 +135,7 @@ async def run_server(host: str, port: int, *, reuse_port: bool = False) -> None:
         socket_connect_timeout=settings.REDIS_TIMEOUT,
         socket_timeout=settings.REDIS_TIMEOUT,
     )
+    acknowledgements = Acknowledgements()
     handler = Handler(
         dispatcher,
         redis,
@@ -144,6 +146,7 @@ async def run_server(host: str, port: int, *, reuse_port: bool = False) -> None:
             rate_burst=settings.WS_RATE_BURST,
             max_connections_per_user=settings.WS_MAX_CONNECTIONS_PER_USER,
         ),
+        acknowledgements,
     )
     try:
         async with serve(
@@ -181,6 +184,7 @@ async def run_server(host: str, port: int, *, reuse_port: bool = False) -> None:
                     "relay": relay.run(),
                     "sweep": sweeper.run(),
                     "recheck": rechecker.run(),
+                    "acks": acknowledgements.run(),
                     "presence": Presence(
                         hub, redis, interval=settings.PRESENCE_INTERVAL
                     ).run(),

@@ -59,6 +59,12 @@ const BASE_DELAY = 500;
 // Durable pushes come again when a reconnect resumes below them; remembering
 // this many ids covers any replay the server sends, in bounded memory.
 const SEEN_PUSH_IDS = 1000;
+// Notifications received are acknowledged (the admin's delivery statistics)
+// in one message per quarter second, within the protocol's 1,000 ids per
+// message and the rate limit; at most this many wait for a live socket.
+const ACK_DELAY = 250;
+const MAX_ACK_IDS = 1000;
+const MAX_UNACKNOWLEDGED = 5000;
 
 const STATE_TEXT = {
   connecting: "connecting…",
@@ -91,6 +97,8 @@ export function connect({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, lastId =
   let retries = 0;
   let timer = null;
   let closed = false;
+  let unacknowledged = [];
+  let ackTimer = null;
 
   function setState(next, text = STATE_TEXT[next]) {
     state = next;
@@ -184,15 +192,34 @@ export function connect({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, lastId =
         advanceCursor(frame.cursor);
         retries = 0;
         setState("live");
+        flushAcknowledgements();
         break;
       case "notification":
         advanceCursor(frame.cursor);
+        acknowledge(frame.id);
         break;
       default:
         break;
     }
     for (const handler of [...(frameHandlers.get(frame.type) ?? [])]) {
       safely(handler, frame);
+    }
+  }
+
+  function acknowledge(id) {
+    if (!Number.isInteger(id)) return;
+    unacknowledged.push(id);
+    if (unacknowledged.length > MAX_UNACKNOWLEDGED) unacknowledged.shift();
+    if (ackTimer === null) ackTimer = setTimeout(flushAcknowledgements, ACK_DELAY);
+  }
+
+  // Unsent ones wait for the next welcome (a replay may bring them again).
+  function flushAcknowledgements() {
+    clearTimeout(ackTimer);
+    ackTimer = null;
+    while (unacknowledged.length > 0) {
+      if (!send({ type: "ack", ids: unacknowledged.slice(0, MAX_ACK_IDS) })) return;
+      unacknowledged = unacknowledged.slice(MAX_ACK_IDS);
     }
   }
 
