@@ -68,7 +68,7 @@ class EventAdmin(admin.ModelAdmin):
         "retracted_by",
     ]
     list_filter = ["level", "audience", "created_at", "retracted_at"]
-    actions = ["retract"]
+    actions = ["retract", "send_again"]
     search_fields = ["title", "body"]
     filter_horizontal = ["groups", "permissions"]
     autocomplete_fields = ["users"]
@@ -171,6 +171,28 @@ class EventAdmin(admin.ModelAdmin):
                 self.log_change(request, event, "Retracted.")
                 retracted += 1
         self.message_user(request, f"Retracted {retracted} event(s).")
+
+    @admin.action(
+        description="Send selected events again (to their audience as it is now)",
+        permissions=["add"],
+    )
+    def send_again(self, request: HttpRequest, queryset) -> None:
+        sent = 0
+        for event in queryset.prefetch_related("groups", "users", "permissions"):
+            copy = services.send_event(
+                title=event.title,
+                body=event.body,
+                level=event.level,
+                url=event.url,
+                audience=event.audience,
+                groups=event.groups.all(),
+                users=event.users.all(),
+                permissions=event.permissions.all(),
+                created_by=request.user,
+            )
+            self.log_addition(request, copy, f"Sent again from event {event.pk}.")
+            sent += 1
+        self.message_user(request, f"Sent {sent} event(s) again.")
 
     def has_change_permission(
         self, request: HttpRequest, obj: Event | None = None

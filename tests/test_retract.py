@@ -89,3 +89,30 @@ def test_the_admin_retract_action_is_audited():
     assert event.retracted_by == admin
     entry = LogEntry.objects.get(object_id=str(event.pk))
     assert (entry.user, entry.get_change_message()) == (admin, "Retracted.")
+
+
+def test_send_again_copies_the_event_to_its_audience_as_it_is_now():
+    """The admin's 'send again' sends a new event with the same content and
+    audience, to the group's members as they are now, and logs it."""
+    admin = make_user(staff=True, is_superuser=True)
+    team = make_group()
+    make_user(groups=(team,))
+    event = services.send_event(
+        title="Standup", body="10:00", audience=Audience.GROUPS, groups=[team]
+    )
+    newcomer = make_user(groups=(team,))
+    browser = Client()
+    browser.force_login(admin)
+    response = browser.post(
+        "/admin/notifications/event/",
+        {"action": "send_again", "_selected_action": [event.pk]},
+    )
+    assert response.status_code == 302
+    copy = Event.objects.exclude(pk=event.pk).get(push_type="")
+    assert (copy.title, copy.body, copy.created_by) == ("Standup", "10:00", admin)
+    assert list(copy.groups.all()) == [team]
+    assert newcomer.pk in set(
+        selectors.audience_users(event=copy).values_list("pk", flat=True)
+    )
+    entry = LogEntry.objects.get(object_id=str(copy.pk))
+    assert entry.get_change_message() == f"Sent again from event {event.pk}."
