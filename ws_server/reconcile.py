@@ -141,5 +141,6 @@ def _unchecked_recipients(
 def _load_events(ids: list[int]) -> list[EventMessage]:
     """Blocking: the events with these ids, as the stream would carry them."""
     return [
-        event_message_of(event) for event in selectors.events_with_audience(ids=ids)
+        event_message_of(event, prefetched=True)
+        for event in selectors.events_with_audience(ids=ids)
     ]
