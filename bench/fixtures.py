@@ -127,6 +127,7 @@ def clear_events() -> None:
         Notification._meta.db_table,
         Event.groups.through._meta.db_table,
         Event.users.through._meta.db_table,
+        Event.permissions.through._meta.db_table,
         Event._meta.db_table,
     ]
     with transaction.atomic(), connection.cursor() as cursor:
