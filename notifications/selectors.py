@@ -5,7 +5,7 @@ Reads: who an event is for, a user's inbox, unread counts, what a client missed
 All functions take keyword-only arguments and never write.
 """
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,6 +31,7 @@ __all__ = [
     "latest_event_id",
     "missed_event_ids",
     "pushes_after",
+    "read_among",
     "resolve_audience",
     "unread_count",
     "unread_counts",
@@ -173,6 +174,25 @@ def missed_event_ids(*, after: dict[int, int], limit: int) -> dict[int, list[int
     for user_id, event_id in rows:
         missed[user_id].append(event_id)
     return missed
+
+
+def read_among(*, missed: Mapping[int, Collection[int]]) -> set[tuple[int, int]]:
+    """
+    The (user id, event id) pairs of ``missed`` (event ids by user) that the
+    user has read: a replay carries one frame per event for everyone, and
+    this says which of them each user read, in one query.
+    """
+    pairs = Q(pk__in=[])
+    for user_id, event_ids in missed.items():
+        if event_ids:
+            pairs |= Q(user_id=user_id, event_id__in=event_ids)
+    if not pairs:
+        return set()
+    return set(
+        Notification.objects.filter(pairs, read_at__isnull=False).values_list(
+            "user_id", "event_id"
+        )
+    )
 
 
 def events_by_id(*, ids: Collection[int]) -> dict[int, Event]:

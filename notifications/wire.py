@@ -18,6 +18,7 @@ which is what keeps fan-out cheap.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -319,7 +320,10 @@ def encode_frame(message: EventMessage, *, cursor: int | None) -> str:
     return _dumps({"type": message.kind, **message.event, "cursor": cursor})
 
 
-def encode_welcome(*, user_id: int, username: str, unread: int, cursor: int) -> str:
+def encode_welcome(
+    *, user_id: int, username: str, unread: int, cursor: int, read: Sequence[int] = ()
+) -> str:
+    """``read``: the replayed notifications this user has read already."""
     return _dumps(
         {
             "type": "welcome",
@@ -327,6 +331,7 @@ def encode_welcome(*, user_id: int, username: str, unread: int, cursor: int) -> 
             "user": {"id": user_id, "username": username},
             "unread": unread,
             "cursor": cursor,
+            "read": list(read),
         }
     )
 

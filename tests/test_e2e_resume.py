@@ -108,3 +108,18 @@ def test_too_large_a_gap_asks_for_a_resync(redis_prefix):
         assert ws.replayed == [
             {"type": "resync", "reason": "too many missed notifications"}
         ]
+
+
+def test_the_welcome_names_the_replayed_notifications_already_read(ws_server):
+    """A replay carries no per-user state; the welcome says which replayed
+    notifications the user read meanwhile (in another tab, say)."""
+    alice = make_user()
+    with subscriber(ws_server, alice) as ws:
+        cursor = ws.welcome["cursor"]
+    first = services.send_event(title="read elsewhere")
+    second = services.send_event(title="still unread")
+    services.mark_read(user_id=alice.pk, event_id=first.pk)
+    with subscriber(ws_server, alice, last_id=cursor) as ws:
+        assert [frame["id"] for frame in ws.replayed] == [first.pk, second.pk]
+        assert ws.welcome["read"] == [first.pk]
+        assert ws.welcome["unread"] == 1

@@ -89,6 +89,8 @@ class Catchup:
     unread: int
     overflow: bool
     pushes: Sequence[tuple[int, AudienceSpec, str]] = ()
+    #: The replayed notifications already read.
+    read: frozenset[int] = frozenset()
 
 
 class Handler:
@@ -277,6 +279,7 @@ class Handler:
                 unread=catchup.unread,
                 # Everything up to here was replayed or is held below.
                 cursor=self.dispatcher.ledger.cursor,
+                read=sorted(catchup.read & {event_id for event_id, _ in missed}),
             )
         )
         replayed = {event_id for event_id, _frame in missed}
@@ -355,8 +358,9 @@ def load_catchups(
     What each (user id, last seen event id) request missed, and its unread count.
 
     Blocking. One query for the unread counts, one for the event ids the
-    resuming users missed, one for those events; each event is encoded once
-    for everyone who missed it. A user resuming from two positions at once
+    resuming users missed, one for those events, one for which of them each
+    user read, one for the durable pushes; each event is encoded once for
+    everyone who missed it. A user resuming from two positions at once
     (two tabs) is asked separately: the shared query keeps one per user.
     """
     unread = selectors.unread_counts(user_ids={user_id for user_id, _ in requests})
@@ -382,6 +386,10 @@ def load_catchups(
         event_id: encode_notification(event_payload(event), cursor=None)
         for event_id, event in events.items()
     }
+    by_user: dict[int, set[int]] = {}
+    for (user_id, _last_id), event_ids in missed.items():
+        by_user.setdefault(user_id, set()).update(event_ids)
+    read = selectors.read_among(missed=by_user)
     pushes, pushes_overflow = _load_pushes(
         [last_id for _user_id, last_id in requests if last_id is not None]
     )
@@ -390,7 +398,10 @@ def load_catchups(
         event_ids = missed.get((user_id, last_id), []) if last_id is not None else []
         overflow = len(event_ids) > limit or (pushes_overflow and last_id is not None)
         replay = [] if overflow else [(id_, frames[id_]) for id_ in event_ids]
-        catchups[user_id, last_id] = Catchup(replay, unread[user_id], overflow, pushes)
+        read_here = frozenset(event_id for user, event_id in read if user == user_id)
+        catchups[user_id, last_id] = Catchup(
+            replay, unread[user_id], overflow, pushes, read_here
+        )
     return catchups
 
 

@@ -178,9 +178,18 @@ function goLive() {
     stateLabel.dataset.state = state;
     stateLabel.textContent = text;
   });
-  live.onFrame("welcome", (frame) => setUnread(frame.unread));
+  // The welcome ends a replay: its count is exact, and it names the replayed
+  // notifications already read.
+  live.onFrame("welcome", (frame) => {
+    for (const id of frame.read ?? []) {
+      const item = items.get(id);
+      if (item) setRead(item, true);
+    }
+    setUnread(frame.unread);
+  });
   live.onFrame("notification", (frame) => {
-    if (show(frame, { live: true })) {
+    // A replayed frame has no cursor: shown, but no toast for old news.
+    if (show(frame, { live: frame.cursor !== null })) {
       setUnread(Number(unreadBadge.textContent) + 1);
     }
   });
