@@ -24,6 +24,11 @@ from scripts.processes import stop_processes
 from scripts.services import accepts_connections, use_redis
 
 POLL_INTERVAL = 0.2
+#: A WebSocket server that dies is started again (so a person can try the
+#: page's reconnecting by killing it), unless it dies this often: then
+#: something is wrong with it and the demo stops.
+RESTARTS_ALLOWED = 3
+RESTART_WINDOW = 30.0
 
 
 class StopRequest:
@@ -96,12 +101,14 @@ def serve(http_port: int, ws_port: int) -> int:
         servers["runserver"] = start_server(
             "runserver", f"127.0.0.1:{http_port}", "--noreload"
         )
-        servers["runwsserver"] = start_server(
-            "runwsserver", "--host", "127.0.0.1", "--port", str(ws_port)
-        )
+        servers["runwsserver"] = start_ws_server(ws_port)
         return watch(servers, (http_port, ws_port), stop)
     finally:
         stop_processes(list(servers.values()))
+
+
+def start_ws_server(port: int) -> subprocess.Popen[bytes]:
+    return start_server("runwsserver", "--host", "127.0.0.1", "--port", str(port))
 
 
 def start_server(*arguments: str) -> subprocess.Popen[bytes]:
@@ -123,17 +130,34 @@ def watch(
     ports: tuple[int, int],
     stop: StopRequest,
 ) -> int:
-    """Announce the URLs once both ports listen; return on a stop or a death."""
+    """
+    Announce the URLs once both ports listen; restart a WebSocket server that
+    died; return on a stop, or when Django dies (or the WebSocket server
+    keeps dying).
+    """
     announced = False
+    restarts: list[float] = []
     while not stop.requested:
         for name, process in servers.items():
-            if process.poll() is not None:
+            if process.poll() is None:
+                continue
+            now = time.monotonic()
+            restarts = [at for at in restarts if now - at < RESTART_WINDOW]
+            if name == "runwsserver" and len(restarts) < RESTARTS_ALLOWED:
                 print(
-                    f"demo: {name} exited on its own with code {process.returncode}; "
-                    "stopping the rest.",
+                    f"demo: runwsserver exited with code {process.returncode}; "
+                    "starting it again (open pages reconnect and resume).",
                     file=sys.stderr,
                 )
-                return 1
+                restarts.append(now)
+                servers[name] = start_ws_server(ports[1])
+                break
+            print(
+                f"demo: {name} exited on its own with code {process.returncode}; "
+                "stopping the rest.",
+                file=sys.stderr,
+            )
+            return 1
         if not announced and all(accepts_connections("127.0.0.1", p) for p in ports):
             print_instructions(*ports)
             announced = True

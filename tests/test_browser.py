@@ -241,3 +241,32 @@ def test_admin_previews_the_audience_before_sending(
     [notification] = Notification.objects.all()
     assert notification.user == admin
     page.close()
+
+
+def test_the_page_reconnects_within_seconds_of_the_server_coming_back(
+    browser, live_server, redis_prefix
+):
+    """Kill the WebSocket server, keep it down 8 s (the backoff grows), start it
+    again on the same port: a visible page is live again within the 4 s cap."""
+    port = live_server.url.rsplit(":", 1)[1]
+    origins = [f"http://127.0.0.1:{port}"]
+    server = WebSocketServerProcess(redis_prefix=redis_prefix, origins=origins)
+    server.start()
+    try:
+        with override_settings(NOTIFICATIONS_WS_URL=server.url):
+            make_user(username="alice")
+            page = browser.new_page()
+            log_in(page, base_url(live_server, "127.0.0.1"), "alice")
+            ws_port = server.port
+            server.kill()
+            page.wait_for_selector(
+                "#connection-state[data-state=offline]", timeout=2_000
+            )
+            time.sleep(8)
+            server.start(port=ws_port)
+            started = time.monotonic()
+            page.wait_for_selector("#connection-state[data-state=live]", timeout=6_000)
+            assert time.monotonic() - started < 4.5
+            page.close()
+    finally:
+        server.kill()

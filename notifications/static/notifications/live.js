@@ -12,6 +12,7 @@
  * live.onFrame("notification", (frame) => { ... });
  * live.onState((state, text) => { ... });
  * live.send({ type: "mark_read", id });   // true if sent, false if not live
+ * live.reconnect();                       // retry now, while reconnecting
  * live.state;                             // "connecting" | "live" | "offline" | "closed"
  * live.close();
  *
@@ -45,6 +46,9 @@
  *   current state. Returns a function that unsubscribes.
  * @property {(message: object) => boolean} send Send a command; false (and
  *   nothing sent) unless the socket is open and welcomed.
+ * @property {() => void} reconnect While reconnecting, try again now rather
+ *   than after the backoff (it also happens on `online` and when the tab
+ *   becomes visible). Reconnect delays are capped at 4 s in a visible tab.
  * @property {State} state
  * @property {() => void} close Close for good: no more reconnecting.
  */
@@ -54,8 +58,12 @@
 // rotates the session key but keeps this browser logged in).
 const AUTH_CLOSE_CODES = new Set([4001, 4003]);
 
-const MAX_DELAY = 30000;
+// Reconnect delays: exponential with full jitter from BASE_DELAY, capped at
+// a few seconds while someone looks at the page and at 30 s in a hidden tab.
+// Coming back online or to the tab retries at once.
 const BASE_DELAY = 500;
+const MAX_DELAY_VISIBLE = 4000;
+const MAX_DELAY_HIDDEN = 30000;
 // Durable pushes come again when a reconnect resumes below them; remembering
 // this many ids covers any replay the server sends, in bounded memory.
 const SEEN_PUSH_IDS = 1000;
@@ -165,10 +173,23 @@ export function connect({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, lastId =
     if (closed) return;
     // Exponential backoff with full jitter, so a server restart doesn't get
     // every browser back in the same second.
-    const delay = Math.random() * Math.min(MAX_DELAY, BASE_DELAY * 2 ** retries);
+    const cap = document.visibilityState === "hidden" ? MAX_DELAY_HIDDEN : MAX_DELAY_VISIBLE;
+    const delay = Math.random() * Math.min(cap, BASE_DELAY * 2 ** retries);
     retries += 1;
     setState("offline");
     timer = setTimeout(attempt, delay);
+  }
+
+  // Retry now instead of at the end of the backoff (a "retry now" button,
+  // the network coming back, the tab becoming visible).
+  function reconnect() {
+    if (closed || timer === null) return;
+    clearTimeout(timer);
+    attempt();
+  }
+
+  function onVisible() {
+    if (document.visibilityState === "visible") reconnect();
   }
 
   function advanceCursor(value) {
@@ -247,6 +268,8 @@ export function connect({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, lastId =
 
   function close() {
     closed = true;
+    window.removeEventListener("online", reconnect);
+    document.removeEventListener("visibilitychange", onVisible);
     clearTimeout(timer);
     timer = null;
     socket?.close(1000);
@@ -254,6 +277,8 @@ export function connect({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, lastId =
     setState("closed");
   }
 
+  window.addEventListener("online", reconnect);
+  document.addEventListener("visibilitychange", onVisible);
   attempt();
 
   return {
@@ -265,6 +290,7 @@ export function connect({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, lastId =
       return () => stateHandlers.delete(handler);
     },
     send,
+    reconnect,
     get state() {
       return state;
     },
