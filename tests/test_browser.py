@@ -270,3 +270,25 @@ def test_the_page_reconnects_within_seconds_of_the_server_coming_back(
             page.close()
     finally:
         server.kill()
+
+
+def test_a_burst_and_long_words_fit_a_phone_screen(
+    browser, live_server, browser_ws_server
+):
+    """At 390 px, a 170-character unbroken path wraps instead of widening the
+    page, and 25 events at once show three toasts and "and 22 more"."""
+    make_user(username="alice")
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    log_in(page, base_url(live_server, "127.0.0.1"), "alice")
+    services.send_event(title="Path", body="/" + "a" * 170)
+    for n in range(24):
+        services.send_event(title=f"Burst {n}")
+    page.locator("li.notification").nth(24).wait_for(timeout=3_000)
+    page.wait_for_function(
+        "document.querySelector('.toast.more')?.textContent === 'and 22 more'",
+        timeout=2_000,
+    )
+    assert page.locator(".toast:not(.more)").count() == 3
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    context.close()

@@ -79,12 +79,44 @@ function show(notification, { live: arrivedLive }) {
   return true;
 }
 
+// A burst must not bury the page: at most MAX_TOASTS at once, and one line
+// counting the rest until the visible ones have gone.
+const MAX_TOASTS = 3;
+const TOAST_MS = 5000;
+let hiddenToasts = 0;
+let moreToasts = null;
+
 function toast(notification) {
+  if (toasts.querySelectorAll(".toast:not(.more)").length >= MAX_TOASTS) {
+    hiddenToasts += 1;
+    showMoreToasts();
+    return;
+  }
   const element = document.createElement("div");
   element.className = "toast";
   element.textContent = notification.title;
-  toasts.append(element);
-  setTimeout(() => element.remove(), 5000);
+  toasts.insertBefore(element, moreToasts);
+  setTimeout(() => {
+    element.remove();
+    if (!toasts.querySelector(".toast:not(.more)")) {
+      hiddenToasts = 0;
+      showMoreToasts();
+    }
+  }, TOAST_MS);
+}
+
+function showMoreToasts() {
+  if (hiddenToasts === 0) {
+    moreToasts?.remove();
+    moreToasts = null;
+    return;
+  }
+  if (!moreToasts) {
+    moreToasts = document.createElement("div");
+    moreToasts.className = "toast more";
+    toasts.append(moreToasts);
+  }
+  moreToasts.textContent = `and ${hiddenToasts} more`;
 }
 
 async function api(url, { method = "GET", body } = {}) {
