@@ -292,3 +292,38 @@ def test_a_burst_and_long_words_fit_a_phone_screen(
     assert page.locator(".toast:not(.more)").count() == 3
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     context.close()
+
+
+def test_the_inbox_is_usable_with_a_keyboard_and_a_screen_reader(
+    browser, live_server, browser_ws_server
+):
+    """Buttons come after the text they act on and name it; the count and the
+    connection state are announced; focus stays in place after Mark read and
+    moves to the next notification after Dismiss; the tab title has the count."""
+    make_user(username="alice")
+    page = browser.new_page()
+    log_in(page, base_url(live_server, "127.0.0.1"), "alice")
+    older = services.send_event(title="Older")
+    newer = services.send_event(title="Newer")
+    first = page.locator(f"li.notification[data-id='{newer.pk}']")
+    second = page.locator(f"li.notification[data-id='{older.pk}']")
+    second.wait_for(timeout=2_000)
+    order = first.evaluate("li => [...li.children].map(child => child.tagName)")
+    assert order == ["H2", "P", "TIME", "DIV"], "actions come after the text"
+    read_button = first.locator("button.mark-read")
+    assert read_button.get_attribute("aria-label") == "Mark “Newer” read"
+    assert page.get_attribute("#connection-state", "role") == "status"
+    assert page.inner_text("#unread-label") == "2 unread notifications"
+    assert page.title().startswith("(2) ")
+
+    read_button.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.title.startsWith('(1) ')", timeout=2_000)
+    assert first.locator("button.dismiss").evaluate("b => b === document.activeElement")
+
+    page.keyboard.press("Enter")  # the focused Dismiss
+    first.wait_for(state="detached", timeout=2_000)
+    assert second.locator("button.mark-read").evaluate(
+        "b => b === document.activeElement"
+    ), "focus moved to the next notification"
+    page.close()

@@ -12,18 +12,26 @@ const csrfToken = document.querySelector("[name=csrfmiddlewaretoken]").value;
 
 const list = document.getElementById("notification-list");
 const unreadBadge = document.getElementById("unread-count");
+const unreadLabel = document.getElementById("unread-label");
+const pageTitle = document.title;
 const stateLabel = document.getElementById("connection-state");
 const emptyNote = document.getElementById("empty");
 const loadMoreButton = document.getElementById("load-more");
 const toasts = document.getElementById("toasts");
+const markAllButton = document.getElementById("mark-all-read");
 
 const items = new Map(); // event id -> <li>
 let lastId = 0; // highest event id shown ("mark all read" goes up to it)
 let nextBefore = null; // cursor for older pages
 let live = null; // set once the first page is loaded
 
+// The badge is for eyes; screen readers hear the sentence, and the tab title
+// carries the count to other tabs of the taskbar.
 function setUnread(count) {
   unreadBadge.textContent = String(count);
+  unreadLabel.textContent =
+    count === 1 ? "1 unread notification" : `${count} unread notifications`;
+  document.title = count > 0 ? `(${count}) ${pageTitle}` : pageTitle;
 }
 
 function render(notification) {
@@ -45,25 +53,48 @@ function render(notification) {
   const time = document.createElement("time");
   time.dateTime = notification.created_at;
   time.textContent = new Date(notification.created_at).toLocaleString();
-  const readButton = button("mark-read", "Mark read", () => markRead(notification.id));
-  const dismissButton = button("dismiss", "Dismiss", () => dismiss(notification.id));
-  item.append(dismissButton, readButton, title, body, time);
+  // After the text, in reading order, and named after the notification they
+  // act on: a list of bare "Dismiss" buttons says nothing to a screen reader.
+  const readButton = button("mark-read", "Mark read", `Mark “${notification.title}” read`, () =>
+    markRead(notification.id),
+  );
+  const dismissButton = button("dismiss", "Dismiss", `Dismiss “${notification.title}”`, () =>
+    dismiss(notification.id),
+  );
+  const actions = document.createElement("div");
+  actions.className = "actions";
+  actions.append(readButton, dismissButton);
+  item.append(title, body, time, actions);
   setRead(item, Boolean(notification.read));
   return item;
 }
 
-function button(className, text, onClick) {
+function button(className, text, label, onClick) {
   const element = document.createElement("button");
   element.type = "button";
   element.className = className;
   element.textContent = text;
+  element.setAttribute("aria-label", label);
   element.addEventListener("click", onClick);
   return element;
 }
 
 function setRead(item, read) {
   item.classList.toggle("unread", !read);
-  item.querySelector(".mark-read").hidden = read;
+  const readButton = item.querySelector(".mark-read");
+  // Hiding the focused button would drop focus to the page: keep it here.
+  if (read && document.activeElement === readButton) item.querySelector(".dismiss").focus();
+  readButton.hidden = read;
+}
+
+// Focus leaving with a removed item goes to the next one (or the previous,
+// or "Mark all read"), not back to the top of the page.
+function removeItem(item) {
+  if (item.contains(document.activeElement)) {
+    const neighbour = item.nextElementSibling ?? item.previousElementSibling;
+    (neighbour?.querySelector("button:not([hidden])") ?? markAllButton).focus();
+  }
+  item.remove();
 }
 
 // Insert in id order (newest first), once per id.
@@ -151,7 +182,10 @@ function applyRead({ ids, up_to: upTo, unread }) {
 }
 
 function applyDismissed({ ids, unread }) {
-  for (const id of ids) items.get(id)?.remove();
+  for (const id of ids) {
+    const item = items.get(id);
+    if (item) removeItem(item);
+  }
   setUnread(unread);
   emptyNote.hidden = list.children.length > 0;
 }
@@ -165,7 +199,7 @@ function applyRetracted({ ids }) {
     const item = items.get(id);
     if (item?.isConnected) {
       if (item.classList.contains("unread")) unread -= 1;
-      item.remove();
+      removeItem(item);
     }
   }
   setUnread(Math.max(unread, 0));
@@ -235,7 +269,7 @@ function goLive() {
   });
 }
 
-document.getElementById("mark-all-read").addEventListener("click", markAllRead);
+markAllButton.addEventListener("click", markAllRead);
 loadMoreButton.addEventListener("click", () => loadPage(nextBefore));
 
 loadPage(null).finally(goLive);
