@@ -11,6 +11,7 @@ import time
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
 from django.test import override_settings
 
 from notifications import live, selectors, services
@@ -327,3 +328,52 @@ def test_the_inbox_is_usable_with_a_keyboard_and_a_screen_reader(
         "b => b === document.activeElement"
     ), "focus moved to the next notification"
     page.close()
+
+
+def test_tabs_agree_after_an_outage_and_failures_are_shown(
+    browser, live_server, redis_prefix
+):
+    """With the WebSocket server down, a dismissal in one tab goes over HTTP;
+    the other tab, which missed its frame, drops the item once it reconnects.
+    Signed out, a Dismiss says so instead of failing silently."""
+    port = live_server.url.rsplit(":", 1)[1]
+    server = WebSocketServerProcess(
+        redis_prefix=redis_prefix, origins=[f"http://127.0.0.1:{port}"]
+    )
+    server.start()
+    try:
+        with override_settings(NOTIFICATIONS_WS_URL=server.url):
+            make_user(username="alice")
+            context = browser.new_context()
+            first, second = context.new_page(), context.new_page()
+            url = base_url(live_server, "127.0.0.1")
+            log_in(first, url, "alice")
+            second.goto(f"{url}/")
+            second.wait_for_selector("#connection-state[data-state=live]")
+            kept, gone = (
+                services.send_event(title="Kept"),
+                services.send_event(title="Gone"),
+            )
+            for page in (first, second):
+                page.locator(f"li.notification[data-id='{gone.pk}']").wait_for()
+            ws_port = server.port
+            server.kill()
+            second.wait_for_selector("#connection-state[data-state=offline]")
+            first.locator(f"li[data-id='{gone.pk}'] button.dismiss").click()
+            first.locator(f"li[data-id='{gone.pk}']").wait_for(state="detached")
+            server.start(port=ws_port)
+            second.locator(f"li[data-id='{gone.pk}']").wait_for(
+                state="detached", timeout=8_000
+            )
+            assert second.locator(f"li[data-id='{kept.pk}']").count() == 1
+
+            server.kill()
+            first.wait_for_selector("#connection-state[data-state=offline]")
+            Session.objects.all().delete()  # signed out behind the page's back
+            first.locator(f"li[data-id='{kept.pk}'] button.dismiss").click()
+            alert = first.locator("#inbox-problem")
+            alert.wait_for(state="visible", timeout=2_000)
+            assert alert.inner_text().startswith("You are signed out")
+            context.close()
+    finally:
+        server.kill()

@@ -19,6 +19,7 @@ const emptyNote = document.getElementById("empty");
 const loadMoreButton = document.getElementById("load-more");
 const toasts = document.getElementById("toasts");
 const markAllButton = document.getElementById("mark-all-read");
+const problem = document.getElementById("inbox-problem");
 
 const items = new Map(); // event id -> <li>
 let lastId = 0; // highest event id shown ("mark all read" goes up to it)
@@ -56,10 +57,10 @@ function render(notification) {
   // After the text, in reading order, and named after the notification they
   // act on: a list of bare "Dismiss" buttons says nothing to a screen reader.
   const readButton = button("mark-read", "Mark read", `Mark “${notification.title}” read`, () =>
-    markRead(notification.id),
+    reporting(markRead)(notification.id),
   );
   const dismissButton = button("dismiss", "Dismiss", `Dismiss “${notification.title}”`, () =>
-    dismiss(notification.id),
+    reporting(dismiss)(notification.id),
   );
   const actions = document.createElement("div");
   actions.className = "actions";
@@ -157,8 +158,47 @@ async function api(url, { method = "GET", body } = {}) {
     credentials: "same-origin",
     headers: method === "GET" ? {} : { "X-CSRFToken": csrfToken },
   });
-  if (!response.ok) throw new Error(`${method} ${url}: HTTP ${response.status}`);
+  if (!response.ok) {
+    const error = new Error(`${method} ${url}: HTTP ${response.status}`);
+    error.status = response.status;
+    throw error;
+  }
   return response.json();
+}
+
+// A command that couldn't be applied says so (role=alert) instead of failing
+// silently; the next one that works clears it.
+function report(error) {
+  problem.textContent =
+    error.status === 401
+      ? "You are signed out: log in again to change your notifications."
+      : "That couldn't be saved (the server didn't answer); try again.";
+  problem.hidden = false;
+}
+
+function clearProblem() {
+  problem.hidden = true;
+  problem.textContent = "";
+}
+
+function reporting(action) {
+  return (...args) => action(...args).then(clearProblem, report);
+}
+
+// After an outage the frames this tab missed (a dismissal in another tab,
+// read state) are gone: make the first page agree with the server again.
+async function reconcileFirstPage() {
+  const page = await api(new URL(config.listUrl, location.href));
+  const current = new Map(page.results.map((n) => [n.id, n]));
+  const oldest = page.results.length ? Math.min(...current.keys()) : -Infinity;
+  for (const [id, item] of items) {
+    if (!item.isConnected || id < oldest) continue;
+    if (current.has(id)) setRead(item, Boolean(current.get(id).read));
+    else removeItem(item);
+  }
+  page.results.forEach((n) => show(n, { live: false }));
+  emptyNote.hidden = list.children.length > 0;
+  setUnread(page.unread);
 }
 
 async function loadPage(before) {
@@ -246,12 +286,15 @@ function goLive() {
   });
   // The welcome ends a replay: its count is exact, and it names the replayed
   // notifications already read.
+  let welcomes = 0;
   live.onFrame("welcome", (frame) => {
     for (const id of frame.read ?? []) {
       const item = items.get(id);
       if (item) setRead(item, true);
     }
     setUnread(frame.unread);
+    welcomes += 1;
+    if (welcomes > 1) reporting(reconcileFirstPage)();
   });
   live.onFrame("notification", (frame) => {
     // A replayed frame has no cursor: shown, but no toast for old news.
@@ -269,7 +312,7 @@ function goLive() {
   });
 }
 
-markAllButton.addEventListener("click", markAllRead);
+markAllButton.addEventListener("click", reporting(markAllRead));
 loadMoreButton.addEventListener("click", () => loadPage(nextBefore));
 
 loadPage(null).finally(goLive);
