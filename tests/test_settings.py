@@ -53,3 +53,21 @@ def test_readme_configuration_table_lists_every_app_setting():
         assert name in rows, f"NOTIFICATIONS_{name} is missing from the README"
         if isinstance(default, (int, float)) and not isinstance(default, bool):
             assert float(rows[name].strip(" `")) == default, f"NOTIFICATIONS_{name}"
+
+
+def test_every_test_the_docs_name_exists():
+    """A promise names the test that proves it: each named test (or test module)
+    in the README and the docs exists, so a renamed test can't leave a promise
+    pointing at nothing."""
+    docs = ["README.md", "docs/protocol.md", "docs/live-events.md"]
+    named = set()
+    for doc in docs:
+        named |= set(re.findall(r"`(test_\w+)", (BASE_DIR / doc).read_text()))
+    tests = BASE_DIR / "tests"
+    source = "\n".join(path.read_text() for path in tests.glob("test_*.py"))
+    missing = {
+        name
+        for name in named
+        if f"def {name}(" not in source and not (tests / f"{name}.py").exists()
+    }
+    assert not missing, f"the docs name tests that don't exist: {sorted(missing)}"
