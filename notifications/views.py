@@ -65,21 +65,22 @@ def live_config(request: HttpRequest) -> dict[str, str]:
     }
 
 
+def feed_config(request: HttpRequest) -> dict[str, str]:
+    """What feed.js needs: the connection's options and the inbox API's URLs."""
+    return {
+        **live_config(request),
+        "listUrl": reverse("notifications:api-list"),
+        "readAllUrl": reverse("notifications:api-read-all"),
+        "readUrlTemplate": reverse("notifications:api-read", args=[0]),
+        "dismissUrlTemplate": reverse("notifications:api-dismiss", args=[0]),
+    }
+
+
 @login_required
 @require_GET
 def inbox_page(request: HttpRequest) -> HttpResponse:
     return render(
-        request,
-        "notifications/inbox.html",
-        {
-            "client_config": {
-                **live_config(request),
-                "listUrl": reverse("notifications:api-list"),
-                "readAllUrl": reverse("notifications:api-read-all"),
-                "readUrlTemplate": reverse("notifications:api-read", args=[0]),
-                "dismissUrlTemplate": reverse("notifications:api-dismiss", args=[0]),
-            },
-        },
+        request, "notifications/inbox.html", {"client_config": feed_config(request)}
     )
 
 

@@ -171,7 +171,7 @@ def test_a_page_subscribed_to_push_types_receives_their_payloads(
     url = base_url(live_server, hostname)
     log_in(page, url, "alice")
     page.goto(f"{url}/demo/live/")
-    page.wait_for_selector("[data-role=state][data-state=live]", timeout=10_000)
+    page.wait_for_selector("[data-role=demo-state][data-state=live]", timeout=10_000)
 
     page.click("[data-action=ship]")
     orders = page.locator("[data-role=orders] li")
@@ -377,3 +377,44 @@ def test_tabs_agree_after_an_outage_and_failures_are_shown(
             context.close()
     finally:
         server.kill()
+
+
+def test_the_bell_drops_into_a_page_with_one_tag(
+    browser, live_server, browser_ws_server
+):
+    """The demo page's {% notifications_bell %}: the badge counts live
+    notifications ("99+" past 99), the dropdown lists them, and Mark read
+    there clears one."""
+    make_user(username="alice")
+    page = browser.new_page()
+    url = base_url(live_server, "127.0.0.1")
+    log_in(page, url, "alice")
+    page.goto(f"{url}/demo/live/")
+    bell = page.locator("[data-notifications=bell]")
+    bell.locator("[data-role=state][data-state=live]").wait_for(
+        state="attached", timeout=10_000
+    )
+    event = services.send_event(title="Ring")
+    page.wait_for_function(
+        "document.querySelector('.bell [data-role=unread-count]').textContent === '1'",
+        timeout=2_000,
+    )
+    bell.locator("[data-role=toggle]").click()
+    assert bell.locator("[data-role=toggle]").get_attribute("aria-expanded") == "true"
+    item = bell.locator(f"li.notification[data-id='{event.pk}']")
+    assert item.locator("h2").inner_text() == "Ring"
+    item.locator("button.mark-read").click()
+    page.wait_for_function(
+        "document.querySelector('.bell [data-role=unread-count]').textContent === '0'",
+        timeout=2_000,
+    )
+    for n in range(100):
+        services.send_event(title=f"Flood {n}")
+    page.wait_for_function(
+        "document.querySelector('.bell [data-role=unread-count]').textContent === '99+'",
+        timeout=5_000,
+    )
+    assert bell.locator("[data-role=unread-label]").inner_text() == (
+        "100 unread notifications"
+    )
+    page.close()

@@ -1,0 +1,333 @@
+// A live notification feed, on top of live.js: no build step.
+//
+// mountFeed() renders a feed inside any element that holds the parts it
+// needs, found by data-role (list, unread-count, unread-label, state,
+// empty, load-more, toasts, mark-all-read, problem): the inbox page and the
+// bell's dropdown are the same code. It loads the first page from the JSON
+// API, then keeps it live over the WebSocket. Every event carries an id; the
+// feed shows each id once, so the server's at-least-once delivery becomes
+// exactly-once on screen. Event data is rendered with textContent only,
+// never as HTML.
+
+import { connect } from "./live.js";
+
+/**
+ * Render and keep live the feed inside `root`.
+ *
+ * @param {Element} root
+ * @param {object} config the inbox's configuration (live_config and the API URLs)
+ * @returns {{close: () => void}}
+ */
+export function mountFeed(root, config) {
+  const csrfToken = config.csrfToken;
+  const part = (role) => root.querySelector(`[data-role=${role}]`);
+  const list = part("list");
+  const unreadBadge = part("unread-count");
+  const unreadLabel = part("unread-label");
+  const pageTitle = document.title;
+  const stateLabel = part("state");
+  const emptyNote = part("empty");
+  const loadMoreButton = part("load-more");
+  const toasts = part("toasts");
+  const markAllButton = part("mark-all-read");
+  const problem = part("problem");
+
+  const items = new Map(); // event id -> <li>
+  let unreadCount = 0; // the badge shows "99+" past 99
+  let lastId = 0; // highest event id shown ("mark all read" goes up to it)
+  let nextBefore = null; // cursor for older pages
+  let live = null; // set once the first page is loaded
+
+  // The badge is for eyes; screen readers hear the sentence, and the tab title
+  // carries the count to other tabs of the taskbar.
+  function setUnread(count) {
+    unreadCount = count;
+    unreadBadge.textContent = count > 99 ? "99+" : String(count);
+    unreadLabel.textContent =
+      count === 1 ? "1 unread notification" : `${count} unread notifications`;
+    document.title = count > 0 ? `(${count}) ${pageTitle}` : pageTitle;
+  }
+
+  function render(notification) {
+    const item = document.createElement("li");
+    item.className = "notification";
+    item.dataset.id = notification.id;
+    item.dataset.level = notification.level;
+    const title = document.createElement("h2");
+    title.textContent = notification.title;
+    if (notification.url) {
+      const link = document.createElement("a");
+      link.href = notification.url;
+      link.rel = "noopener";
+      link.textContent = notification.title;
+      title.replaceChildren(link);
+    }
+    const body = document.createElement("p");
+    body.textContent = notification.body;
+    const time = document.createElement("time");
+    time.dateTime = notification.created_at;
+    time.textContent = new Date(notification.created_at).toLocaleString();
+    // After the text, in reading order, and named after the notification they
+    // act on: a list of bare "Dismiss" buttons says nothing to a screen reader.
+    const readButton = button("mark-read", "Mark read", `Mark “${notification.title}” read`, () =>
+      reporting(markRead)(notification.id),
+    );
+    const dismissButton = button("dismiss", "Dismiss", `Dismiss “${notification.title}”`, () =>
+      reporting(dismiss)(notification.id),
+    );
+    const actions = document.createElement("div");
+    actions.className = "actions";
+    actions.append(readButton, dismissButton);
+    item.append(title, body, time, actions);
+    setRead(item, Boolean(notification.read));
+    return item;
+  }
+
+  function button(className, text, label, onClick) {
+    const element = document.createElement("button");
+    element.type = "button";
+    element.className = className;
+    element.textContent = text;
+    element.setAttribute("aria-label", label);
+    element.addEventListener("click", onClick);
+    return element;
+  }
+
+  function setRead(item, read) {
+    item.classList.toggle("unread", !read);
+    const readButton = item.querySelector(".mark-read");
+    // Hiding the focused button would drop focus to the page: keep it here.
+    if (read && document.activeElement === readButton) item.querySelector(".dismiss").focus();
+    readButton.hidden = read;
+  }
+
+  // Focus leaving with a removed item goes to the next one (or the previous,
+  // or "Mark all read"), not back to the top of the page.
+  function removeItem(item) {
+    if (item.contains(document.activeElement)) {
+      const neighbour = item.nextElementSibling ?? item.previousElementSibling;
+      (neighbour?.querySelector("button:not([hidden])") ?? markAllButton).focus();
+    }
+    item.remove();
+  }
+
+  // Insert in id order (newest first), once per id.
+  function show(notification, { live: arrivedLive }) {
+    if (items.has(notification.id)) return false;
+    const item = render(notification);
+    items.set(notification.id, item);
+    const newer = [...list.children].find((li) => Number(li.dataset.id) < notification.id);
+    list.insertBefore(item, newer ?? null);
+    lastId = Math.max(lastId, notification.id);
+    emptyNote.hidden = true;
+    if (arrivedLive) toast(notification);
+    return true;
+  }
+
+  // A burst must not bury the page: at most MAX_TOASTS at once, and one line
+  // counting the rest until the visible ones have gone.
+  const MAX_TOASTS = 3;
+  const TOAST_MS = 5000;
+  let hiddenToasts = 0;
+  let moreToasts = null;
+
+  function toast(notification) {
+    if (toasts.querySelectorAll(".toast:not(.more)").length >= MAX_TOASTS) {
+      hiddenToasts += 1;
+      showMoreToasts();
+      return;
+    }
+    const element = document.createElement("div");
+    element.className = "toast";
+    element.textContent = notification.title;
+    toasts.insertBefore(element, moreToasts);
+    setTimeout(() => {
+      element.remove();
+      if (!toasts.querySelector(".toast:not(.more)")) {
+        hiddenToasts = 0;
+        showMoreToasts();
+      }
+    }, TOAST_MS);
+  }
+
+  function showMoreToasts() {
+    if (hiddenToasts === 0) {
+      moreToasts?.remove();
+      moreToasts = null;
+      return;
+    }
+    if (!moreToasts) {
+      moreToasts = document.createElement("div");
+      moreToasts.className = "toast more";
+      toasts.append(moreToasts);
+    }
+    moreToasts.textContent = `and ${hiddenToasts} more`;
+  }
+
+  async function api(url, { method = "GET", body } = {}) {
+    const response = await fetch(url, {
+      method,
+      body,
+      credentials: "same-origin",
+      headers: method === "GET" ? {} : { "X-CSRFToken": csrfToken },
+    });
+    if (!response.ok) {
+      const error = new Error(`${method} ${url}: HTTP ${response.status}`);
+      error.status = response.status;
+      throw error;
+    }
+    return response.json();
+  }
+
+  // A command that couldn't be applied says so (role=alert) instead of failing
+  // silently; the next one that works clears it.
+  function report(error) {
+    problem.textContent =
+      error.status === 401
+        ? "You are signed out: log in again to change your notifications."
+        : "That couldn't be saved (the server didn't answer); try again.";
+    problem.hidden = false;
+  }
+
+  function clearProblem() {
+    problem.hidden = true;
+    problem.textContent = "";
+  }
+
+  function reporting(action) {
+    return (...args) => action(...args).then(clearProblem, report);
+  }
+
+  // After an outage the frames this tab missed (a dismissal in another tab,
+  // read state) are gone: make the first page agree with the server again.
+  async function reconcileFirstPage() {
+    const page = await api(new URL(config.listUrl, location.href));
+    const current = new Map(page.results.map((n) => [n.id, n]));
+    const oldest = page.results.length ? Math.min(...current.keys()) : -Infinity;
+    for (const [id, item] of items) {
+      if (!item.isConnected || id < oldest) continue;
+      if (current.has(id)) setRead(item, Boolean(current.get(id).read));
+      else removeItem(item);
+    }
+    page.results.forEach((n) => show(n, { live: false }));
+    emptyNote.hidden = list.children.length > 0;
+    setUnread(page.unread);
+  }
+
+  async function loadPage(before) {
+    const url = new URL(config.listUrl, location.href);
+    if (before) url.searchParams.set("before", before);
+    const page = await api(url);
+    page.results.forEach((n) => show(n, { live: false }));
+    nextBefore = page.next_before;
+    loadMoreButton.hidden = nextBefore === null;
+    emptyNote.hidden = items.size > 0;
+    setUnread(page.unread);
+  }
+
+  function applyRead({ ids, up_to: upTo, unread }) {
+    for (const [id, item] of items) {
+      if ((ids && ids.includes(id)) || (upTo !== null && upTo !== undefined && id <= upTo)) {
+        setRead(item, true);
+      }
+    }
+    setUnread(unread);
+  }
+
+  function applyDismissed({ ids, unread }) {
+    for (const id of ids) {
+      const item = items.get(id);
+      if (item) removeItem(item);
+    }
+    setUnread(unread);
+    emptyNote.hidden = list.children.length > 0;
+  }
+
+  // A retracted event leaves the page; the push carries no per-user count, so
+  // the badge drops by the unread ones this page shows (the next load corrects
+  // it for ones on pages not loaded).
+  function applyRetracted({ ids }) {
+    let unread = unreadCount;
+    for (const id of ids) {
+      const item = items.get(id);
+      if (item?.isConnected) {
+        if (item.classList.contains("unread")) unread -= 1;
+        removeItem(item);
+      }
+    }
+    setUnread(Math.max(unread, 0));
+    emptyNote.hidden = list.children.length > 0;
+  }
+
+  // Over the socket when it is live (every tab then hears of it), else HTTP.
+  function send(message) {
+    return live !== null && live.send(message);
+  }
+
+  async function markRead(id) {
+    if (send({ type: "mark_read", id })) return;
+    const readUrl = config.readUrlTemplate.replace("/0/", `/${id}/`);
+    applyRead({ ids: [id], ...(await api(readUrl, { method: "POST" })) });
+  }
+
+  async function dismiss(id) {
+    if (send({ type: "dismiss", id })) return;
+    const dismissUrl = config.dismissUrlTemplate.replace("/0/", `/${id}/`);
+    applyDismissed({ ids: [id], ...(await api(dismissUrl, { method: "POST" })) });
+  }
+
+  async function markAllRead() {
+    if (send({ type: "mark_all_read", up_to: lastId })) return;
+    const body = new FormData();
+    body.set("up_to", String(lastId));
+    applyRead({ up_to: lastId, ...(await api(config.readAllUrl, { method: "POST", body })) });
+  }
+
+  function goLive() {
+    live = connect({
+      wsUrl: config.wsUrl,
+      ticketUrl: config.ticketUrl,
+      sessionCheckUrl: config.sessionCheckUrl,
+      csrfToken,
+      // A function, so a reconnect before the first cursor resumes after
+      // whatever this page has shown by then, not just the first page.
+      lastId: () => lastId,
+    });
+    live.onState((state, text) => {
+      stateLabel.dataset.state = state;
+      stateLabel.textContent = text;
+    });
+    // The welcome ends a replay: its count is exact, and it names the replayed
+    // notifications already read.
+    let welcomes = 0;
+    live.onFrame("welcome", (frame) => {
+      for (const id of frame.read ?? []) {
+        const item = items.get(id);
+        if (item) setRead(item, true);
+      }
+      setUnread(frame.unread);
+      welcomes += 1;
+      if (welcomes > 1) reporting(reconcileFirstPage)();
+    });
+    live.onFrame("notification", (frame) => {
+      // A replayed frame has no cursor: shown, but no toast for old news.
+      if (show(frame, { live: frame.cursor !== null })) {
+        setUnread(unreadCount + 1);
+      }
+    });
+    live.onFrame("read", applyRead);
+    live.onFrame("dismissed", applyDismissed);
+    live.on("retracted", applyRetracted);
+    // Too much was missed to replay: reload the first page over HTTP.
+    live.onFrame("resync", () => loadPage(null));
+    live.onFrame("error", (frame) => {
+      console.warn("notifications:", frame.code, frame.message);
+    });
+  }
+
+  markAllButton.addEventListener("click", reporting(markAllRead));
+  loadMoreButton.addEventListener("click", () => loadPage(nextBefore));
+
+  loadPage(null).finally(goLive);
+  return { close: () => live?.close() };
+}
