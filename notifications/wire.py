@@ -403,8 +403,9 @@ class ProtocolError(ValueError):
 
 MAX_TICKET_LENGTH = 512
 MAX_ID = 2**63 - 1
-#: Most ids one "ack" may carry.
-MAX_ACK_IDS = 1_000
+#: Most ids one "ack" may carry: 200 of the largest ids (19 digits) and
+#: the frame's JSON still fit the default 4 KiB message limit.
+MAX_ACK_IDS = 200
 
 
 def parse_client_message(data: str | bytes) -> ClientMessage:

@@ -9,8 +9,11 @@ thousand connections costs one statement a second, not ten thousand, and
 the relay never waits on it. Several processes write their own clients'
 rows: the counts add up without coordination.
 
-The buffer is bounded: past ``limit`` pending acknowledgements (a database
-outage that lasts) new ones are dropped and counted in the log; the
+A burst fills the buffer faster than once a second (200 events to 1,000
+connections is 200,000 acknowledgements): past ``flush_at`` pending, the
+write starts at once instead of on the next tick. The buffer is bounded:
+past ``limit`` pending (a database outage that lasts, or writes slower than
+acknowledgements come) new ones are dropped and counted in the log; the
 statistics then undercount, nothing else is affected.
 """
 
@@ -33,9 +36,13 @@ logger = logging.getLogger(__name__)
 
 
 class Acknowledgements:
-    def __init__(self, *, interval: float = 1.0, limit: int = 100_000) -> None:
+    def __init__(
+        self, *, interval: float = 1.0, flush_at: int = 50_000, limit: int = 500_000
+    ) -> None:
         self.interval = interval
+        self.flush_at = flush_at
         self.limit = limit
+        self._full = asyncio.Event()
         # Event id -> the users who acknowledged it since the last write.
         self._pending: dict[int, set[int]] = {}
         self._size = 0
@@ -51,14 +58,22 @@ class Acknowledgements:
             if user_id not in users:
                 users.add(user_id)
                 self._size += 1
+        if self._size >= self.flush_at:
+            self._full.set()
 
     async def run(self) -> None:
         """Write every interval until cancelled, then once more."""
         try:
             while True:
-                await asyncio.sleep(self.interval)
-                with contextlib.suppress(DatabaseUnavailable):  # logged by run_orm
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.interval):
+                        await self._full.wait()
+                self._full.clear()
+                try:
                     await self.flush()
+                except DatabaseUnavailable:  # logged by run_orm
+                    # A full buffer must not retry in a tight loop.
+                    await asyncio.sleep(self.interval)
         finally:
             with contextlib.suppress(DatabaseUnavailable, TimeoutError):
                 await self.flush()

@@ -68,10 +68,10 @@ const MAX_DELAY_HIDDEN = 30000;
 // this many ids covers any replay the server sends, in bounded memory.
 const SEEN_PUSH_IDS = 1000;
 // Notifications received are acknowledged (the admin's delivery statistics)
-// in one message per quarter second, within the protocol's 1,000 ids per
+// in one message per quarter second, within the protocol's 200 ids per
 // message and the rate limit; at most this many wait for a live socket.
 const ACK_DELAY = 250;
-const MAX_ACK_IDS = 1000;
+const MAX_ACK_IDS = 200;
 const MAX_UNACKNOWLEDGED = 5000;
 
 const STATE_TEXT = {
