@@ -11,6 +11,9 @@ ephemeral ports, and spreading keeps every run far from that limit.
 Commands: ``connect`` (open a range of sessions' connections, wait for each
 welcome), ``wait`` (until a number of notification frames arrived), ``dump``
 (write the receipt log and clear it), ``stats``, ``close``, ``exit``.
+
+With ``--ack`` every connection acknowledges the notifications it receives,
+as the reference client does (``AcknowledgingConnection``).
 """
 
 from __future__ import annotations
@@ -28,11 +31,73 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.wsclient import Connection, handshake_request
+from bench.wsclient import OP_TEXT, Connection, handshake_request, mask_frame
+from notifications.wire import MAX_ACK_IDS, NOTIFICATION
 
 # Linux: bind the address now, choose the port at connect() time, so ports
 # are shared across destinations instead of reserved per bind().
 IP_BIND_ADDRESS_NO_PORT = 24
+
+#: How a notification frame starts: ``encode_notification`` puts the type
+#: first, and the event's fields start with its id (``event_payload``).
+#: Pushes start otherwise and, as in live.js, are not acknowledged.
+NOTIFICATION_ID = b'{"type":"%s","id":' % NOTIFICATION.encode()
+_ID_START = len(NOTIFICATION_ID)
+#: Seconds from the first unacknowledged notification to its ``ack`` (live.js).
+ACK_DELAY = 0.25
+
+
+class AcknowledgingConnection(Connection):
+    """
+    A connection that acknowledges notifications as live.js does: the ids
+    received go in one ``ack`` ACK_DELAY after the first of them, and those
+    of a replay wait for the ``welcome`` (live.js sends nothing before it).
+
+    Frames are kept as they came and their ids cut out as bytes when the
+    ``ack`` is sent, once per batch: the added per-frame work is a
+    ``startswith`` and an append, and nothing is parsed or JSON-encoded.
+    """
+
+    def __init__(
+        self, index: int, request: bytes, hello: bytes, log: array[float]
+    ) -> None:
+        super().__init__(index, request, hello, log)
+        self.loop = asyncio.get_running_loop()
+        #: Notification frames received since the last ``ack``.
+        self.unacknowledged: list[bytes] = []
+        self.ack_timer: asyncio.TimerHandle | None = None
+        self.acks_sent = 0
+        self.ready.add_done_callback(lambda _: self._send_acks())
+
+    def _on_message(self, payload: bytes, now: float) -> None:
+        Connection._on_message(self, payload, now)  # not super(): once a frame
+        if payload.startswith(NOTIFICATION_ID):
+            self.unacknowledged.append(payload)
+            if self.ack_timer is None:
+                self.ack_timer = self.loop.call_later(ACK_DELAY, self._send_acks)
+
+    def _send_acks(self) -> None:
+        """Send the queued ids, at most MAX_ACK_IDS a message, once welcomed."""
+        if self.ack_timer is not None:
+            self.ack_timer.cancel()
+            self.ack_timer = None
+        transport = self.transport
+        if not self.ready.done() or transport is None or transport.is_closing():
+            return
+        ids = [p[_ID_START : p.find(b",", _ID_START)] for p in self.unacknowledged]
+        self.unacknowledged = []
+        for start in range(0, len(ids), MAX_ACK_IDS):
+            chunk = b",".join(ids[start : start + MAX_ACK_IDS])
+            transport.write(mask_frame(OP_TEXT, b'{"type":"ack","ids":[%s]}' % chunk))
+            self.acks_sent += 1
+
+    def close(self) -> None:
+        """
+        Send what is queued first: a page left open would have sent it within
+        ACK_DELAY, and the measurement reads the acknowledgements back.
+        """
+        self._send_acks()
+        super().close()
 
 
 class LoadClient:
@@ -46,6 +111,7 @@ class LoadClient:
         self.origin = options.origin
         self.cookie_name = options.cookie_name
         self.deflate = options.deflate
+        self.protocol = AcknowledgingConnection if options.ack else Connection
         self.addresses = options.addresses.split(",")
         self.sessions = sessions
         self.log: array[float] = array("d")
@@ -107,7 +173,7 @@ class LoadClient:
                 await loop.sock_connect(sock, (self.host, self.port))
                 request = self._request(self.sessions[index % len(self.sessions)])
                 _, connection = await loop.create_connection(
-                    lambda: Connection(index, request, hello, self.log), sock=sock
+                    lambda: self.protocol(index, request, hello, self.log), sock=sock
                 )
                 await connection.ready
         except BaseException:
@@ -146,6 +212,11 @@ class LoadClient:
         return {
             "open": len(self.connections) - sum(closed.values()),
             "closed": {str(code): n for code, n in closed.items()},
+            "acks_sent": sum(
+                c.acks_sent
+                for c in self.connections
+                if isinstance(c, AcknowledgingConnection)
+            ),
         }
 
     async def close(self, timeout: float) -> dict[str, Any]:
@@ -203,6 +274,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--addresses", default="127.0.0.2", help="source addresses")
     parser.add_argument(
         "--deflate", action="store_true", help="offer permessage-deflate"
+    )
+    parser.add_argument(
+        "--ack", action="store_true", help="acknowledge notifications as live.js does"
     )
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop")
     return parser.parse_args()

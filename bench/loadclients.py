@@ -32,6 +32,7 @@ class LoadClients:
         sessions_file: Path,
         origin: str,
         deflate: bool,
+        acknowledge: bool,
         env: dict[str, str],
         cwd: Path,
     ) -> None:
@@ -46,6 +47,8 @@ class LoadClients:
             ]  # fmt: skip
             if deflate:
                 command.append("--deflate")
+            if acknowledge:
+                command.append("--ack")
             self.processes.append(
                 children.start(
                     f"{name}-client{k}", command, env=env, cwd=cwd, pipes=True

@@ -5,7 +5,8 @@ CPU: snapshots of each process's CPU seconds; a phase's CPU% is the seconds
 used over the wall time (100% = one core). Latency: the load clients log
 ``(seq, connection, receipt time)`` for every frame; with the publisher's
 stamps per seq, each (client, event) pair gets a latency, and duplicates and
-losses are counted on exact pairs.
+losses are counted on exact pairs. Acknowledgements: the rows the server
+marked delivered, read back from the database.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from typing import Any
 import numpy as np
 import psutil
 
-__all__ = ["CpuMeter", "Deliveries", "load_deliveries", "wait_for_quiet"]
+__all__ = [
+    "CpuMeter",
+    "Deliveries",
+    "load_deliveries",
+    "summarize_recorded",
+    "wait_for_quiet",
+]
 
 BUSY = "machine"
 
@@ -132,3 +139,41 @@ def load_deliveries(paths: Sequence[Path]) -> Deliveries:
         conn=triples[:, 1].astype(np.int64),
         time=triples[:, 2],
     )
+
+
+def summarize_recorded(
+    rows: int, updates: Sequence[tuple[int, float, float, int]]
+) -> dict[str, Any]:
+    """
+    What the server wrote of the acknowledgements, out of ``rows`` inbox rows.
+
+    ``updates`` has one ``(event id, delivered_at, event created_at, rows)``
+    per event and time: the UPDATEs that changed rows, since a batch stamps
+    every row it writes with one time (one UPDATE per event and 1,000
+    users). Delays run from the ``send_event`` call to the batch that
+    recorded the row; ``events_by_rows`` counts the events by how many of
+    their rows were recorded, so a batch that dropped some shows.
+    """
+    if not updates:
+        return {"rows": rows, "delivered": 0, "batches": 0, "updates": 0}
+    event, at, created, counts = (
+        np.asarray(column) for column in zip(*updates, strict=True)
+    )
+    batches, per_batch = np.unique(at, return_counts=True)
+    _, by_event = np.unique(event, return_inverse=True)
+    recorded, events = np.unique(
+        np.bincount(by_event, weights=counts).astype(int), return_counts=True
+    )
+    p50, p99 = np.percentile(np.repeat(at - created, counts), [50, 99])
+    return {
+        "rows": rows,
+        "delivered": int(counts.sum()),
+        "events_by_rows": dict(zip(map(str, recorded), map(int, events), strict=True)),
+        "batches": len(batches),
+        "updates": len(updates),
+        "most_updates_in_a_batch": int(per_batch.max()),
+        "batches_span_s": round(float(batches[-1] - batches[0]), 2),
+        "delay_p50_s": round(float(p50), 2),
+        "delay_p99_s": round(float(p99), 2),
+        "delay_max_s": round(float((at - created).max()), 2),
+    }

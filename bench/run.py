@@ -8,6 +8,9 @@ The benchmark suite's one command.
     python3 bench/run.py --sizes 1000 --servers raw,ours
     python3 bench/run.py --sizes 1000 --servers raw,ours --events notification,push
                                          # live-only pushes A/B with notifications
+    python3 bench/run.py --sizes 1000 --servers ours --ack off,on
+                                         # clients acknowledge (live.js), A/B
+                                         # with clients that don't
 
 It builds bench/.venv on first use, starts a private Redis unless REDIS_URL
 answers, and stops every process it started, on Ctrl-C too. See

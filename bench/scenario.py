@@ -11,12 +11,19 @@ Phases, each bounded in time:
 4. latency: events one at a time, spaced so that each fan-out finishes before
    the next -> publish-to-receipt latency over all (client, event) pairs;
 5. burst: events published back to back -> deliveries/s, and losses;
-6. CPU of every process in each phase; then close everything.
+6. CPU of every process in each phase; then close everything;
+7. read back what the server recorded of the clients' acknowledgements.
 
 Events are notifications, live-only pushes, or both (``Plan.kinds``): with
 both, the paced events take turns, A/B, so that the two kinds see the same
 server in the same moments, and each kind gets a burst of its own. Which
 kind goes first alternates from one repeat to the next (``Plan.lead``).
+
+Clients may acknowledge what they receive, as browsers do (``Plan.ack``).
+The acknowledgements of a burst reach the server after its last frame, and
+are written in its next one-second batch: ``Plan.burst_tail`` keeps
+measuring CPU a while after each burst, acknowledging or not, so the two
+compare.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from django.db.models import Count
+
 from bench.fixtures import activate_users, clear_events
 from bench.loadclients import LoadClients
 from bench.measure import (
@@ -37,13 +46,14 @@ from bench.measure import (
     CpuSnapshot,
     Deliveries,
     load_deliveries,
+    summarize_recorded,
     wait_for_quiet,
 )
 from bench.processes import Child, Children
 from bench.profiling import Profiler
 from bench.publisher import Publisher, Stamp
 from bench.servers import REPO_ROOT, ServerSpec
-from notifications.models import Event
+from notifications.models import Event, Notification
 from notifications.wire import NOTIFICATION
 
 __all__ = ["Bench", "Plan", "run_scenario"]
@@ -77,6 +87,10 @@ class Plan:
     #: Which of ``kinds`` is sent first: repeats take turns, so that no kind
     #: always has its burst after the other's.
     lead: int = 0
+    #: The clients acknowledge every notification, as live.js does.
+    ack: bool = False
+    #: Seconds of CPU measurement after each burst's last frame (0: none).
+    burst_tail: float = 0.0
 
     @property
     def order(self) -> tuple[str, ...]:
@@ -145,6 +159,7 @@ def run_scenario(bench: Bench, spec: ServerSpec, plan: Plan) -> dict[str, Any]:
             sessions_file=bench.sessions_file,
             origin=bench.origin,
             deflate=spec.client_deflate,
+            acknowledge=plan.ack,
             env=bench.env,
             cwd=REPO_ROOT,
         )
@@ -155,11 +170,13 @@ def run_scenario(bench: Bench, spec: ServerSpec, plan: Plan) -> dict[str, Any]:
             clients.stop()
     finally:
         bench.children.stop(server)
+    result["recorded"] = _recorded_deliveries()
     return result
 
 
-#: A burst's events, their stamps, and the CPU% of every process meanwhile.
-Burst = tuple[range, list[Stamp], dict[str, float]]
+#: A burst's events, their stamps, and CPU snapshots: at the commit, at the
+#: last frame, and (with a tail) at the end of the tail.
+Burst = tuple[range, list[Stamp], list[CpuSnapshot]]
 
 
 class Measurement:
@@ -217,12 +234,15 @@ class Measurement:
         for answer in stats:
             for code, count in answer["closed"].items():
                 closed[code] = closed.get(code, 0) + count
+        acks_sent = sum(answer["acks_sent"] for answer in stats)
         self.clients.ask_all({"cmd": "close", "timeout": 5})
         storm, storm_cpu = self._reconnect_storm()
         return {
             "server": self.spec.name,
             "label": self.spec.label,
             "connections": self.plan.connections,
+            "ack": self.plan.ack,
+            "acks_sent": acks_sent,
             "ready": ready,
             "connect_failed": connect["failed"],
             "connect_errors": connect["errors"],
@@ -365,7 +385,10 @@ class Measurement:
         return bursts
 
     def _burst_phase(self, seqs: range, kind: str) -> Burst:
-        """Publish back to back; CPU counts from the commit, not the DB inserts."""
+        """
+        Publish back to back; CPU counts from the commit, not the DB inserts,
+        to the last frame, and on to the end of ``Plan.burst_tail``.
+        """
         snapshots: list[CpuSnapshot] = []
         with self._profiled(f"burst-{kind}" if len(self.plan.kinds) > 1 else "burst"):
             stamps = self.publisher.send_burst(
@@ -374,7 +397,11 @@ class Measurement:
                 on_commit=lambda: snapshots.append(self.meter.snapshot()),
             )
             self._wait_for(seqs.stop)
-        return seqs, stamps, CpuMeter.percent(snapshots[0], self.meter.snapshot())
+            snapshots.append(self.meter.snapshot())
+            if self.plan.burst_tail:
+                time.sleep(self.plan.burst_tail)
+                snapshots.append(self.meter.snapshot())
+        return seqs, stamps, snapshots
 
     def _profiled(self, phase: str) -> AbstractContextManager[object]:
         if not self.bench.profile:
@@ -419,20 +446,57 @@ def _summarize(
     latency: tuple[range, list[Stamp]],
     burst: Burst,
 ) -> dict[str, Any]:
-    """One kind's numbers: paced latency (from commit and from call), burst."""
+    """
+    One kind's numbers: paced latency (from commit and from call), burst,
+    and the server's CPU per 1,000 burst deliveries (with the tail's, if any).
+    """
     seqs, stamps = latency
     paced = deliveries.summary(seqs, [s.committed for s in stamps], ready)
     from_call = deliveries.summary(seqs, [s.called for s in stamps], ready)
     paced["from_call_p50_ms"] = from_call["p50_ms"]
     paced["from_call_p99_ms"] = from_call["p99_ms"]
-    burst_seqs, burst_stamps, burst_cpu = burst
+    burst_seqs, burst_stamps, snapshots = burst
     fast = deliveries.summary(burst_seqs, [s.committed for s in burst_stamps], ready)
-    return {
+    committed, delivered, *tail = snapshots
+    received = fast["received"]
+    per_1000 = {"burst": _server_ms_per_1000(committed, delivered, received)}
+    summary = {
         "latency": paced,
         "burst": fast,
-        "burst_cpu": burst_cpu,
+        "burst_cpu": CpuMeter.percent(committed, delivered),
+        "server_cpu_ms_per_1000": per_1000,
         "losses": paced["losses"] + fast["losses"],
     }
+    if tail:
+        summary["tail_cpu"] = CpuMeter.percent(delivered, tail[0])
+        per_1000["with_tail"] = _server_ms_per_1000(committed, tail[0], received)
+    return summary
+
+
+def _server_ms_per_1000(start: CpuSnapshot, end: CpuSnapshot, deliveries: int) -> float:
+    """The server's CPU milliseconds between two snapshots, per 1,000 deliveries."""
+    seconds = end.seconds["server"] - start.seconds["server"]
+    return round(1e6 * seconds / max(deliveries, 1), 3)
+
+
+def _recorded_deliveries() -> dict[str, Any]:
+    """
+    Read back what the server wrote of the acknowledgements. Called once it
+    has stopped, so its last batch (written on the way out) is in.
+    """
+    updates = (
+        Notification.objects.filter(delivered_at__isnull=False)
+        .values_list("event_id", "delivered_at", "event__created_at")
+        .annotate(rows=Count("pk"))
+        .order_by()
+    )
+    return summarize_recorded(
+        Notification.objects.count(),
+        [
+            (event, at.timestamp(), created.timestamp(), rows)
+            for event, at, created, rows in updates
+        ],
+    )
 
 
 def _own_cpu_seconds() -> float:

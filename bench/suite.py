@@ -12,6 +12,7 @@ out, whatever the way out is.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -48,6 +49,11 @@ FULL_SERVERS = [
 SMOKE_SERVERS = ["raw", "ours", "channels", "ours-deflate"]
 #: What benchmark events can be sent as: notifications, live-only pushes.
 KINDS = (NOTIFICATION, PUSH)
+#: What the load clients do with notifications: nothing, or acknowledge them.
+ACK_MODES = {"off": False, "on": True}
+#: After each burst of a run with acknowledgements, measure CPU this long:
+#: the clients' 0.25 s delay, the server's one-second batch, its writing.
+ACK_TAIL = 3.0
 SESSION_ENGINES = {
     "cache": "django.contrib.sessions.backends.cache",
     "db": "django.contrib.sessions.backends.db",
@@ -71,6 +77,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="what events are sent as: notification (default), push (live-only, "
         "to everyone), or notification,push: both, A/B in one measurement "
         "(smoke's default; Channels gets notifications only)",
+    )
+    parser.add_argument(
+        "--ack",
+        nargs="?",
+        const="on",
+        default="off",
+        help="clients acknowledge notifications as live.js does: --ack (on), or "
+        "--ack off,on: both, A/B in one run (every burst then gets a CPU tail "
+        f"of {ACK_TAIL:g} s, and no report is rendered: it compares servers)",
     )
     parser.add_argument(
         "--repeat", type=int, default=1, help="measure everything this many times"
@@ -134,6 +149,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown events: {', '.join(sorted(unknown))}")
     options.events = tuple(dict.fromkeys(events))
+    acks = options.ack.split(",")
+    unknown = set(acks) - set(ACK_MODES)
+    if unknown:
+        parser.error(f"unknown --ack modes: {', '.join(sorted(unknown))}")
+    options.ack = tuple(ACK_MODES[mode] for mode in dict.fromkeys(acks))
+    if len(options.ack) > 1:
+        options.no_report = True
     options.time_limit = options.time_limit or (150 if options.smoke else 1800)
     return options
 
@@ -205,16 +227,19 @@ def run(
     try:
         for repeat in range(options.repeat):
             for size in options.sizes:
-                for name in servers:
+                for name, ack in itertools.product(servers, options.ack):
                     spec = SERVERS[name]
                     plan = make_plan(
                         size,
                         options,
                         channels=spec.publishing == "channels",
                         repeat=repeat,
+                        ack=ack,
                     )
+                    acking = ", acknowledging" if ack else ""
                     print(
-                        f"[{repeat + 1}/{options.repeat}] {spec.label}, N={size} ...",
+                        f"[{repeat + 1}/{options.repeat}] {spec.label}, N={size}"
+                        f"{acking} ...",
                         flush=True,
                     )
                     result = run_scenario(bench, spec, plan)
@@ -236,6 +261,7 @@ def run(
             "database": env["DATABASE_URL"].partition(":")[0],
             "load_clients": options.load_clients,
             "concurrency": options.concurrency,
+            "ack": list(options.ack),
         },
         "measurements": measurements,
         "django": django_costs,
@@ -243,7 +269,7 @@ def run(
 
 
 def make_plan(
-    size: int, options: argparse.Namespace, *, channels: bool, repeat: int
+    size: int, options: argparse.Namespace, *, channels: bool, repeat: int, ack: bool
 ) -> Any:
     """
     Phase sizes for N connections.
@@ -254,6 +280,8 @@ def make_plan(
     steady state; Channels gets a fifth of it, or it would take minutes,
     and notifications only (its comparison publishes no pushes). Both
     counts are per kind of event; each repeat sends a different kind first.
+    In a run where clients acknowledge, every burst has a CPU tail, so that
+    its measurements with and without acknowledgements compare.
     """
     from bench.scenario import Plan
 
@@ -272,6 +300,8 @@ def make_plan(
         burst_events=burst,
         phase_timeout=10 if options.smoke else 30,
         connect_timeout=30,
+        ack=ack,
+        burst_tail=ACK_TAIL if any(options.ack) else 0.0,
     )
 
 
@@ -347,10 +377,13 @@ def measure_django_costs(
 
 def one_line(result: dict[str, Any]) -> str:
     kinds = "; ".join(_kind_line(kind, n) for kind, n in result["kinds"].items())
+    recorded = result["recorded"]
     return (
         f"{result['ready']}/{result['connections']} ready at {result['connect_per_s']}/s, "
         f"{result['kib_per_connection']} KiB/conn, {kinds}; losses {result['losses']}, "
-        f"storm {result['storm']['ready']} resumed in {result['storm']['seconds']} s"
+        f"storm {result['storm']['ready']} resumed in {result['storm']['seconds']} s; "
+        f"{result['acks_sent']:,} acks, {recorded['delivered']:,}/{recorded['rows']:,} "
+        f"rows delivered in {recorded['updates']:,} UPDATEs"
     )
 
 
