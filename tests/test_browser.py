@@ -66,6 +66,17 @@ def browser_ws_server(live_server, redis_prefix):
         yield server
 
 
+#: The page's host decides its credential: the same host as the WebSocket
+#: server sends the session cookie, another one fetches a ticket.
+both_credentials = pytest.mark.parametrize(
+    "hostname",
+    [
+        pytest.param("127.0.0.1", id="same-site-cookie"),
+        pytest.param("localhost", id="cross-host-ticket"),
+    ],
+)
+
+
 def log_in(page, base_url: str, username: str):
     page.goto(f"{base_url}/accounts/login/?next=/")
     page.fill("input[name=username]", username)
@@ -78,13 +89,7 @@ def base_url(live_server, hostname: str) -> str:
     return f"http://{hostname}:{live_server.url.rsplit(':', 1)[1]}"
 
 
-@pytest.mark.parametrize(
-    "hostname",
-    [
-        pytest.param("127.0.0.1", id="same-site-cookie"),
-        pytest.param("localhost", id="cross-host-ticket"),
-    ],
-)
+@both_credentials
 def test_notification_arrives_live_and_is_marked_read(
     browser, live_server, browser_ws_server, hostname
 ):
@@ -153,13 +158,7 @@ def test_admin_sends_from_the_admin_and_user_sees_it(
     admin_context.close()
 
 
-@pytest.mark.parametrize(
-    "hostname",
-    [
-        pytest.param("127.0.0.1", id="same-site-cookie"),
-        pytest.param("localhost", id="cross-host-ticket"),
-    ],
-)
+@both_credentials
 def test_a_page_subscribed_to_push_types_receives_their_payloads(
     browser, live_server, browser_ws_server, hostname
 ):

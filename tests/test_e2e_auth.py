@@ -34,6 +34,7 @@ def test_session_cookie_authenticates(ws_server):
         "protocol": 1,
         "user": {"id": alice.pk, "username": "alice-cookie"},
         "unread": 0,
+        "read": [],
     }
 
 

@@ -14,6 +14,17 @@ from tests.factories import make_group, make_user
 pytestmark = pytest.mark.django_db
 
 
+def run_admin_action(admin, action: str, event: Event) -> None:
+    """Run an action of the event list on ``event`` as ``admin`` does, over HTTP."""
+    browser = Client()
+    browser.force_login(admin)
+    response = browser.post(
+        "/admin/notifications/event/",
+        {"action": action, "_selected_action": [event.pk]},
+    )
+    assert response.status_code == 302
+
+
 def retractions(messages: list[wire.RedisMessage]) -> list[wire.EventMessage]:
     return [
         m
@@ -78,13 +89,7 @@ def test_the_admin_retract_action_is_audited():
     """The admin action retracts the selected events and logs who did it."""
     admin = make_user(staff=True, is_superuser=True)
     event = services.send_event(title="oops")
-    browser = Client()
-    browser.force_login(admin)
-    response = browser.post(
-        "/admin/notifications/event/",
-        {"action": "retract", "_selected_action": [event.pk]},
-    )
-    assert response.status_code == 302
+    run_admin_action(admin, "retract", event)
     event.refresh_from_db()
     assert event.retracted_by == admin
     entry = LogEntry.objects.get(object_id=str(event.pk))
@@ -101,13 +106,7 @@ def test_send_again_copies_the_event_to_its_audience_as_it_is_now():
         title="Standup", body="10:00", audience=Audience.GROUPS, groups=[team]
     )
     newcomer = make_user(groups=(team,))
-    browser = Client()
-    browser.force_login(admin)
-    response = browser.post(
-        "/admin/notifications/event/",
-        {"action": "send_again", "_selected_action": [event.pk]},
-    )
-    assert response.status_code == 302
+    run_admin_action(admin, "send_again", event)
     copy = Event.objects.exclude(pk=event.pk).get(push_type="")
     assert (copy.title, copy.body, copy.created_by) == ("Standup", "10:00", admin)
     assert list(copy.groups.all()) == [team]
