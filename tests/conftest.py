@@ -80,13 +80,27 @@ def published(private_redis, django_capture_on_commit_callbacks):
     return capture
 
 
+@pytest.fixture(autouse=True)
+def _forget_started_servers() -> None:
+    """Each test's report shows the logs of the servers it started."""
+    WebSocketServerProcess.started.clear()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
-    """Attach the runwsserver log to failed end-to-end tests."""
+    """Attach the runwsserver logs to failed end-to-end tests."""
     report = yield
-    server = getattr(item, "funcargs", {}).get("ws_server")
-    if report.failed and server is not None:
+    if not report.failed:
+        return report
+    servers = list(WebSocketServerProcess.started)
+    session_server = getattr(item, "funcargs", {}).get("ws_server")
+    if session_server is not None and session_server not in servers:
+        servers.insert(0, session_server)
+    for number, server in enumerate(servers, 1):
         report.sections.append(
-            ("runwsserver log (last 60 lines)", "\n".join(server.lines[-60:]))
+            (
+                f"runwsserver {number} log (last 60 lines)",
+                "\n".join(server.lines[-60:]),
+            )
         )
     return report

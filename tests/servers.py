@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import quote
 
 from django.conf import settings
@@ -37,7 +38,11 @@ class WebSocketServerProcess:
     Start ``manage.py runwsserver --port 0`` and learn its port from its log.
 
     The log is collected as it comes, so tests can assert on log lines.
+    Every process started is kept in ``started`` (cleared per test), so a
+    failed test's report can show each one's log.
     """
+
+    started: ClassVar[list[WebSocketServerProcess]] = []
 
     def __init__(
         self,
@@ -79,6 +84,8 @@ class WebSocketServerProcess:
         }
 
     def start(self, port: int = 0) -> None:
+        if self not in WebSocketServerProcess.started:
+            WebSocketServerProcess.started.append(self)
         self.process = subprocess.Popen(
             [
                 sys.executable,
