@@ -20,3 +20,24 @@ def test_a_malformed_entry_is_dropped_and_logged(raw, caplog):
     """Whatever a Redis writer put in an entry, the relay logs it and goes on."""
     assert _decode(raw) is None
     assert "dropped a malformed Redis message" in caplog.text
+
+
+def test_a_closed_transport_is_a_redis_connection_error():
+    """uvloop's RuntimeError for a write on a transport Redis reset becomes a
+    ConnectionError, which the loops ride out; other errors pass unchanged."""
+    import asyncio
+
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from ws_server.redis_calls import redis_call
+
+    async def closed() -> None:
+        raise RuntimeError("unable to perform operation on <TCPTransport closed=True>")
+
+    async def broken() -> None:
+        raise ValueError("ours")
+
+    with pytest.raises(RedisConnectionError, match="connection closed"):
+        asyncio.run(redis_call(closed()))
+    with pytest.raises(ValueError, match="ours"):
+        asyncio.run(redis_call(broken()))

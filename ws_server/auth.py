@@ -46,6 +46,8 @@ from notifications.broker import ticket_key
 from notifications.publishing import session_digest
 from notifications.tickets import InvalidTicket, load_ticket
 
+from .redis_calls import redis_call
+
 __all__ = [
     "AuthenticationFailed",
     "Principal",
@@ -331,7 +333,7 @@ async def redeem_ticket(ticket: str, redis: Redis) -> tuple[str, int]:
         claims = load_ticket(ticket)
     except InvalidTicket as exc:
         raise AuthenticationFailed(f"ticket refused: {exc}") from None
-    session_key = await redis.getdel(ticket_key(claims.nonce))
+    session_key = await redis_call(redis.getdel(ticket_key(claims.nonce)))
     if session_key is None:
         raise AuthenticationFailed("ticket already used or expired")
     if isinstance(session_key, bytes):

@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 from notifications.broker import presence_key, presence_registry_key
 
 from .hub import Hub
+from .redis_calls import redis_call
 
 __all__ = ["TTL_INTERVALS", "Presence"]
 
@@ -61,28 +62,29 @@ class Presence:
                 await asyncio.sleep(self.interval)
         finally:
             with contextlib.suppress(RedisError, OSError):
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    pipe.delete(self.key)
-                    pipe.zrem(presence_registry_key(), self.key)
-                    await pipe.execute()
+                pipe = self.redis.pipeline(transaction=True)
+                pipe.delete(self.key)
+                pipe.zrem(presence_registry_key(), self.key)
+                await redis_call(pipe.execute())
 
     async def publish(self) -> None:
         """Replace this process's hash with who is connected now."""
         counts = Counter(client.principal.user_id for client in self.hub.clients())
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.delete(self.key)
-                if counts:
-                    pipe.hset(
-                        self.key,
-                        mapping={str(user): count for user, count in counts.items()},
-                    )
-                    pipe.expire(self.key, math.ceil(self.ttl))
-                now = time.time()
-                pipe.zadd(presence_registry_key(), {self.key: now + self.ttl})
-                # Killed processes' entries: every live process sweeps them.
-                pipe.zremrangebyscore(presence_registry_key(), "-inf", now)
-                await pipe.execute()
+            # execute() resets the pipeline itself, inside redis_call.
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.delete(self.key)
+            if counts:
+                pipe.hset(
+                    self.key,
+                    mapping={str(user): count for user, count in counts.items()},
+                )
+                pipe.expire(self.key, math.ceil(self.ttl))
+            now = time.time()
+            pipe.zadd(presence_registry_key(), {self.key: now + self.ttl})
+            # Killed processes' entries: every live process sweeps them.
+            pipe.zremrangebyscore(presence_registry_key(), "-inf", now)
+            await redis_call(pipe.execute())
         except (RedisError, OSError) as exc:
             if not self._failing:
                 logger.warning("presence not published, Redis failed: %s", exc)

@@ -32,6 +32,7 @@ from .db import DatabaseUnavailable
 from .delivery import Dispatcher
 from .maintenance import Rechecker
 from .reconcile import Sweeper
+from .redis_calls import redis_call
 
 __all__ = ["Relay"]
 
@@ -97,7 +98,9 @@ class Relay:
     async def _connect(self, redis: aioredis.Redis, *, recovering: bool) -> None:
         if self._last_entry is None:
             # Start after the newest entry: the sweep covers what came before.
-            newest = cast(StreamEntries, await redis.xrevrange(self.stream, count=1))
+            newest = cast(
+                StreamEntries, await redis_call(redis.xrevrange(self.stream, count=1))
+            )
             self._last_entry = newest[0][0].decode() if newest else "0-0"
         elif await self._trimmed(redis) or recovering:
             await self._recover()
@@ -121,8 +124,10 @@ class Relay:
         while True:
             response = cast(
                 list[tuple[bytes, StreamEntries]],
-                await redis.xread(
-                    {self.stream: self._last_entry}, count=BATCH, block=BLOCK_MS
+                await redis_call(
+                    redis.xread(
+                        {self.stream: self._last_entry}, count=BATCH, block=BLOCK_MS
+                    )
                 ),
             )
             entries = [
@@ -153,7 +158,9 @@ class Relay:
         assert self._last_entry is not None
         if self._last_entry == "0-0":
             return False
-        oldest = cast(StreamEntries, await redis.xrange(self.stream, count=1))
+        oldest = cast(
+            StreamEntries, await redis_call(redis.xrange(self.stream, count=1))
+        )
         if not oldest or _entry_id(oldest[0][0].decode()) <= _entry_id(
             self._last_entry
         ):
