@@ -181,8 +181,9 @@ class Dispatcher:
         Send events to their audiences, once each, in order.
 
         Each frame carries the ledger's cursor as it stands once the event
-        is accepted. A live-only push has no id: the ledger never sees it. Consecutive events with the same recipients (the hub
-        returns the same set for "everyone" or "staff") are sent as one run.
+        is accepted; a live-only push has no id, so the ledger never sees
+        it. Consecutive events with the same recipients (the hub returns the
+        same set for "everyone" or "staff") are sent as one run.
         """
         now = time.monotonic()
         recipients: Collection[Client] | None = None

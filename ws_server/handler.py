@@ -389,7 +389,9 @@ def load_catchups(
     by_user: dict[int, set[int]] = {}
     for (user_id, _last_id), event_ids in missed.items():
         by_user.setdefault(user_id, set()).update(event_ids)
-    read = selectors.read_among(missed=by_user)
+    read: dict[int, set[int]] = {}
+    for user_id, event_id in selectors.read_among(missed=by_user):
+        read.setdefault(user_id, set()).add(event_id)
     pushes, pushes_overflow = _load_pushes(
         [last_id for _user_id, last_id in requests if last_id is not None]
     )
@@ -398,9 +400,8 @@ def load_catchups(
         event_ids = missed.get((user_id, last_id), []) if last_id is not None else []
         overflow = len(event_ids) > limit or (pushes_overflow and last_id is not None)
         replay = [] if overflow else [(id_, frames[id_]) for id_ in event_ids]
-        read_here = frozenset(event_id for user, event_id in read if user == user_id)
         catchups[user_id, last_id] = Catchup(
-            replay, unread[user_id], overflow, pushes, read_here
+            replay, unread[user_id], overflow, pushes, frozenset(read.get(user_id, ()))
         )
     return catchups
 
