@@ -146,7 +146,10 @@ class WebSocketServerProcess:
         """SIGTERM and wait; return the exit code."""
         assert self.process is not None
         self.process.terminate()
-        code = self.process.wait(timeout=15)
+        # The server may take its own bounds to stop: a database lookup in
+        # flight (NOTIFICATIONS_DB_TIMEOUT, 10 s), then the drain
+        # (NOTIFICATIONS_SHUTDOWN_TIMEOUT, 10 s), then Redis (2 s).
+        code = self.process.wait(timeout=30)
         self._collector.join(timeout=5)
         return code
 
