@@ -62,6 +62,9 @@ class Sweeper:
         self.gap_timeout = gap_timeout
         # Missing event id -> when a sweep first found it missing.
         self._missing: dict[int, float] = {}
+        # The loop's sweeps and the relay's catch-up take turns: each
+        # replaces ``_missing``, which the other may be in the middle of.
+        self._sweeping = asyncio.Lock()
 
     async def run(self) -> None:
         """Sweep forever; a database outage only delays the next sweep."""
@@ -84,6 +87,12 @@ class Sweeper:
 
     async def sweep(self, *, hurry: bool = False) -> int:
         """Deliver the events that are due (all missing ones if ``hurry``)."""
+        # The wait is bounded by the sweep holding the lock: a few ORM calls
+        # (one per re-check batch among them), each within DB_TIMEOUT.
+        async with self._sweeping:
+            return await self._sweep(hurry=hurry)
+
+    async def _sweep(self, *, hurry: bool) -> int:
         ledger = self.dispatcher.ledger
         for gap in ledger.expire(time.monotonic(), self.gap_timeout):
             logger.debug("stopped waiting for event %d (rolled back?)", gap)

@@ -1,0 +1,56 @@
+"""The sweep, against a real database: one sweep at a time, each event once."""
+
+import asyncio
+import threading
+
+import pytest
+
+from notifications import services
+from ws_server import reconcile
+from ws_server.delivery import Dispatcher
+from ws_server.hub import Hub
+from ws_server.maintenance import Rechecker, Revocations
+from ws_server.reconcile import Sweeper
+
+# The sweep queries from ORM threads: they must see the test's commits.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def sweeper() -> Sweeper:
+    hub = Hub()
+    revocations = Revocations(horizon=60)
+    rechecker = Rechecker(hub, revocations, interval=60)
+    dispatcher = Dispatcher(
+        hub, revocations, rechecker, max_buffer=1 << 20, pending_limit=1_000
+    )
+    return Sweeper(dispatcher, rechecker, asyncio.Event(), interval=60, gap_timeout=5)
+
+
+def test_a_catch_up_during_a_sweep_waits_for_it(monkeypatch):
+    """The relay's catch-up after an outage used to run beside the periodic
+    sweep, and the one that finished first pulled the other's missing ids
+    from under it (KeyError: the server stopped, closing every socket with
+    1001). Now the second waits: every event is delivered once, no error."""
+    ids = [services.send_event(title=f"e{n}").pk for n in range(3)]
+    loading, release = threading.Event(), threading.Event()
+    load_events = reconcile._load_events
+
+    def held_load(event_ids):
+        loading.set()
+        assert release.wait(5), "the test never released the sweep"
+        return load_events(event_ids)
+
+    monkeypatch.setattr(reconcile, "_load_events", held_load)
+
+    async def scenario() -> tuple[int, int]:
+        sweeps = sweeper()
+        periodic = asyncio.create_task(sweeps.sweep())
+        await asyncio.to_thread(loading.wait, 5)
+        monkeypatch.setattr(reconcile, "_load_events", load_events)
+        catch_up = asyncio.create_task(sweeps.catch_up())
+        await asyncio.sleep(0.2)
+        release.set()
+        return await periodic, await catch_up
+
+    swept, caught_up = asyncio.run(scenario())
+    assert (swept, caught_up) == (len(ids), 0)
