@@ -62,6 +62,9 @@ def live_config(request: HttpRequest) -> dict[str, str]:
         # whether to reconnect.
         "sessionCheckUrl": reverse("notifications:api-unread"),
         "csrfToken": get_token(request),
+        # Tabs share one socket per user: a tab still showing someone who
+        # signed out must not read the next user's frames.
+        "user": str(request.user.pk) if request.user.is_authenticated else "",
     }
 
 

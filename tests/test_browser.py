@@ -4,9 +4,7 @@ a real runwsserver: log in through Django's login form, watch notifications
 arrive, mark them read.
 """
 
-import os
 import re
-import shutil
 import time
 
 import pytest
@@ -16,77 +14,18 @@ from django.test import override_settings
 
 from notifications import live, selectors, services
 from notifications.models import Notification
+from tests.browser import (
+    PASSWORD,
+    base_url,
+    both_credentials,
+    browser,
+    browser_ws_server,
+    log_in,
+)
 from tests.factories import make_group, make_user
 from tests.servers import WebSocketServerProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-PASSWORD = "correct horse battery staple"
-
-if not os.path.exists(CHROMIUM):
-    if os.environ.get("CI") == "true":
-        raise RuntimeError(f"browser tests need Chromium; not found at {CHROMIUM}")
-    pytest.skip(
-        "Chromium is not installed (set CHROMIUM=/path)", allow_module_level=True
-    )
-
-# Playwright's sync API keeps an event loop in this thread; the ORM calls
-# these tests make between browser steps are still synchronous.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def browser_ws_server(live_server, redis_prefix):
-    """A runwsserver that accepts the live server's origins."""
-    port = live_server.url.rsplit(":", 1)[1]
-    origins = [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
-    with (
-        WebSocketServerProcess(redis_prefix=redis_prefix, origins=origins) as server,
-        override_settings(NOTIFICATIONS_WS_URL=server.url),
-    ):
-        yield server
-
-
-#: The page's host decides its credential: the same host as the WebSocket
-#: server sends the session cookie, another one fetches a ticket.
-both_credentials = pytest.mark.parametrize(
-    "hostname",
-    [
-        pytest.param("127.0.0.1", id="same-site-cookie"),
-        pytest.param("localhost", id="cross-host-ticket"),
-    ],
-)
-
-
-def log_in(page, base_url: str, username: str):
-    page.goto(f"{base_url}/accounts/login/?next=/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("#connection-state[data-state=live]", timeout=10_000)
-
-
-def base_url(live_server, hostname: str) -> str:
-    return f"http://{hostname}:{live_server.url.rsplit(':', 1)[1]}"
 
 
 @both_credentials
@@ -247,14 +186,16 @@ def test_the_page_reconnects_within_seconds_of_the_server_coming_back(
     browser, live_server, redis_prefix
 ):
     """Kill the WebSocket server, keep it down 8 s (the backoff grows), start it
-    again on the same port: a visible page is live again within the 4 s cap."""
+    again on the same port: a visible page is live again within the 4 s cap,
+    and shows what was sent meanwhile within 5 s of the restart, with the read
+    state it got meanwhile and without a toast (it is a replay)."""
     port = live_server.url.rsplit(":", 1)[1]
     origins = [f"http://127.0.0.1:{port}"]
     server = WebSocketServerProcess(redis_prefix=redis_prefix, origins=origins)
     server.start()
     try:
         with override_settings(NOTIFICATIONS_WS_URL=server.url):
-            make_user(username="alice")
+            alice = make_user(username="alice")
             page = browser.new_page()
             log_in(page, base_url(live_server, "127.0.0.1"), "alice")
             ws_port = server.port
@@ -262,11 +203,23 @@ def test_the_page_reconnects_within_seconds_of_the_server_coming_back(
             page.wait_for_selector(
                 "#connection-state[data-state=offline]", timeout=2_000
             )
+            assert page.inner_text("#connection-state") == "reconnecting…"
+            read_meanwhile = services.send_event(title="Read on another device")
+            missed = services.send_event(title="Sent while you were away")
+            services.mark_read(user_id=alice.pk, event_id=read_meanwhile.pk)
             time.sleep(8)
             server.start(port=ws_port)
             started = time.monotonic()
             page.wait_for_selector("#connection-state[data-state=live]", timeout=6_000)
             assert time.monotonic() - started < 4.5
+            page.locator(f"li[data-id='{missed.pk}'].unread").wait_for(
+                timeout=max(0.1, 5 - (time.monotonic() - started)) * 1000
+            )
+            read_item = page.locator(f"li[data-id='{read_meanwhile.pk}']")
+            assert read_item.count() == 1
+            assert "unread" not in read_item.get_attribute("class")
+            assert page.inner_text("#unread-count") == "1"
+            assert page.locator(".toast").count() == 0, "a replay raised a toast"
             page.close()
     finally:
         server.kill()
@@ -311,7 +264,7 @@ def test_the_inbox_is_usable_with_a_keyboard_and_a_screen_reader(
     order = first.evaluate("li => [...li.children].map(child => child.tagName)")
     assert order == ["H2", "P", "TIME", "DIV"], "actions come after the text"
     read_button = first.locator("button.mark-read")
-    assert read_button.get_attribute("aria-label") == "Mark “Newer” read"
+    assert read_button.get_attribute("aria-label") == "Mark read “Newer”"
     assert page.get_attribute("#connection-state", "role") == "status"
     assert page.inner_text("#unread-label") == "2 unread notifications"
     assert page.title().startswith("(2) ")
@@ -381,14 +334,15 @@ def test_tabs_agree_after_an_outage_and_failures_are_shown(
 def test_the_bell_drops_into_a_page_with_one_tag(
     browser, live_server, browser_ws_server
 ):
-    """The demo page's {% notifications_bell %}: the badge counts live
-    notifications ("99+" past 99), the dropdown lists them, and Mark read
-    there clears one."""
+    """A page with nothing but {% notifications_bell %} (the demo's
+    /demo/bell/, no base template): the badge counts live notifications
+    ("99+" past 99), the dropdown lists them styled, Mark read there clears
+    one, and Escape closes it, focus back on the bell."""
     make_user(username="alice")
     page = browser.new_page()
     url = base_url(live_server, "127.0.0.1")
     log_in(page, url, "alice")
-    page.goto(f"{url}/demo/live/")
+    page.goto(f"{url}/demo/bell/")
     bell = page.locator("[data-notifications=bell]")
     bell.locator("[data-role=state][data-state=live]").wait_for(
         state="attached", timeout=10_000
@@ -402,10 +356,22 @@ def test_the_bell_drops_into_a_page_with_one_tag(
     assert bell.locator("[data-role=toggle]").get_attribute("aria-expanded") == "true"
     item = bell.locator(f"li.notification[data-id='{event.pk}']")
     assert item.locator("h2").inner_text() == "Ring"
+    # The tag brought its stylesheet: the panel floats over the page.
+    assert (
+        bell.locator("[data-role=panel]").evaluate(
+            "panel => getComputedStyle(panel).position"
+        )
+        == "absolute"
+    )
     item.locator("button.mark-read").click()
     page.wait_for_function(
         "document.querySelector('.bell [data-role=unread-count]').textContent === '0'",
         timeout=2_000,
+    )
+    page.keyboard.press("Escape")
+    assert bell.locator("[data-role=panel]").is_hidden()
+    assert bell.locator("[data-role=toggle]").evaluate(
+        "b => b === document.activeElement"
     )
     for n in range(100):
         services.send_event(title=f"Flood {n}")

@@ -2,8 +2,8 @@
 //
 // mountFeed() renders a feed inside any element that holds the parts it
 // needs, found by data-role (list, unread-count, unread-label, state,
-// empty, load-more, toasts, mark-all-read, problem): the inbox page and the
-// bell's dropdown are the same code. It loads the first page from the JSON
+// empty, load-more, toasts, mark-all-read, problem, and optionally desktop):
+// the inbox page and the bell's dropdown are the same code. It loads the first page from the JSON
 // API, then keeps it live over the WebSocket. Every event carries an id; the
 // feed shows each id once, so the server's at-least-once delivery becomes
 // exactly-once on screen. Event data is rendered with textContent only,
@@ -31,12 +31,14 @@ export function mountFeed(root, config) {
   const toasts = part("toasts");
   const markAllButton = part("mark-all-read");
   const problem = part("problem");
+  const desktopButton = part("desktop");
 
   const items = new Map(); // event id -> <li>
   let unreadCount = 0; // the badge shows "99+" past 99
   let lastId = 0; // highest event id shown ("mark all read" goes up to it)
   let nextBefore = null; // cursor for older pages
   let live = null; // set once the first page is loaded
+  let changes = 0; // frames applied: tells a reconcile its page went stale
 
   // The badge is for eyes; screen readers hear the sentence, and the tab title
   // carries the count to other tabs of the taskbar.
@@ -66,10 +68,12 @@ export function mountFeed(root, config) {
     body.textContent = notification.body;
     const time = document.createElement("time");
     time.dateTime = notification.created_at;
-    time.textContent = new Date(notification.created_at).toLocaleString();
+    time.title = new Date(notification.created_at).toLocaleString();
+    time.textContent = ago(notification.created_at);
     // After the text, in reading order, and named after the notification they
     // act on: a list of bare "Dismiss" buttons says nothing to a screen reader.
-    const readButton = button("mark-read", "Mark read", `Mark “${notification.title}” read`, () =>
+    // The name starts with the visible text, for voice control ("click Mark read").
+    const readButton = button("mark-read", "Mark read", `Mark read “${notification.title}”`, () =>
       reporting(markRead)(notification.id),
     );
     const dismissButton = button("dismiss", "Dismiss", `Dismiss “${notification.title}”`, () =>
@@ -111,8 +115,9 @@ export function mountFeed(root, config) {
     item.remove();
   }
 
-  // Insert in id order (newest first), once per id.
-  function show(notification, { live: arrivedLive }) {
+  // Insert in id order (newest first), once per id; alert the person of a new
+  // one (not a replayed or loaded one) in the one tab that alerts.
+  function show(notification, { alert }) {
     if (items.has(notification.id)) return false;
     const item = render(notification);
     items.set(notification.id, item);
@@ -120,7 +125,7 @@ export function mountFeed(root, config) {
     list.insertBefore(item, newer ?? null);
     lastId = Math.max(lastId, notification.id);
     emptyNote.hidden = true;
-    if (arrivedLive) toast(notification);
+    if (alert) announce(notification);
     return true;
   }
 
@@ -130,6 +135,24 @@ export function mountFeed(root, config) {
   const TOAST_MS = 5000;
   let hiddenToasts = 0;
   let moreToasts = null;
+
+  // In a tab nobody looks at, a toast is lost: a desktop notification, if the
+  // person asked for them.
+  function announce(notification) {
+    if (document.visibilityState === "hidden" && desktopWanted()) {
+      const shown = new Notification(notification.title, {
+        body: notification.body,
+        tag: `notification-${notification.id}`,
+      });
+      shown.addEventListener("click", () => {
+        window.focus();
+        if (notification.url) location.assign(notification.url);
+        shown.close();
+      });
+    } else {
+      toast(notification);
+    }
+  }
 
   function toast(notification) {
     if (toasts.querySelectorAll(".toast:not(.more)").length >= MAX_TOASTS) {
@@ -200,8 +223,15 @@ export function mountFeed(root, config) {
 
   // After an outage the frames this tab missed (a dismissal in another tab,
   // read state) are gone: make the first page agree with the server again.
+  // A frame that lands while the page is on its way makes it stale (it would
+  // undo that frame): fetch again, a bounded number of times.
   async function reconcileFirstPage() {
-    const page = await api(new URL(config.listUrl, location.href));
+    let page;
+    for (let attempt = 1; ; attempt += 1) {
+      const seen = changes;
+      page = await api(new URL(config.listUrl, location.href));
+      if (changes === seen || attempt === RECONCILE_ATTEMPTS) break;
+    }
     const current = new Map(page.results.map((n) => [n.id, n]));
     const oldest = page.results.length ? Math.min(...current.keys()) : -Infinity;
     for (const [id, item] of items) {
@@ -209,7 +239,7 @@ export function mountFeed(root, config) {
       if (current.has(id)) setRead(item, Boolean(current.get(id).read));
       else removeItem(item);
     }
-    page.results.forEach((n) => show(n, { live: false }));
+    page.results.forEach((n) => show(n, { alert: false }));
     emptyNote.hidden = list.children.length > 0;
     setUnread(page.unread);
   }
@@ -218,7 +248,7 @@ export function mountFeed(root, config) {
     const url = new URL(config.listUrl, location.href);
     if (before) url.searchParams.set("before", before);
     const page = await api(url);
-    page.results.forEach((n) => show(n, { live: false }));
+    page.results.forEach((n) => show(n, { alert: false }));
     nextBefore = page.next_before;
     loadMoreButton.hidden = nextBefore === null;
     emptyNote.hidden = items.size > 0;
@@ -289,6 +319,7 @@ export function mountFeed(root, config) {
       ticketUrl: config.ticketUrl,
       sessionCheckUrl: config.sessionCheckUrl,
       csrfToken,
+      user: config.user,
       // A function, so a reconnect before the first cursor resumes after
       // whatever this page has shown by then, not just the first page.
       lastId: () => lastId,
@@ -298,26 +329,38 @@ export function mountFeed(root, config) {
       stateLabel.textContent = text;
     });
     // The welcome ends a replay: its count is exact, and it names the replayed
-    // notifications already read.
-    let welcomes = 0;
+    // notifications already read. Any welcome after the first one this page
+    // heard ends an outage, and a tab that joined another tab's socket
+    // (`sync`) missed what came before it joined: either way, reload.
+    let heardFromServer = false;
+    const reconcile = reporting(reconcileFirstPage);
     live.onFrame("welcome", (frame) => {
       for (const id of frame.read ?? []) {
         const item = items.get(id);
         if (item) setRead(item, true);
       }
       setUnread(frame.unread);
-      welcomes += 1;
-      if (welcomes > 1) reporting(reconcileFirstPage)();
+      if (heardFromServer) reconcile();
+      heardFromServer = true;
     });
-    live.onFrame("notification", (frame) => {
+    live.onFrame("sync", () => {
+      heardFromServer = true;
+      reconcile();
+    });
+    live.onFrame("notification", (frame, { primary }) => {
+      changes += 1;
       // A replayed frame has no cursor: shown, but no toast for old news.
-      if (show(frame, { live: frame.cursor !== null })) {
+      if (show(frame, { alert: primary && frame.cursor !== null })) {
         setUnread(unreadCount + 1);
       }
     });
-    live.onFrame("read", applyRead);
-    live.onFrame("dismissed", applyDismissed);
-    live.on("retracted", applyRetracted);
+    const counted = (apply) => (frame) => {
+      changes += 1;
+      apply(frame);
+    };
+    live.onFrame("read", counted(applyRead));
+    live.onFrame("dismissed", counted(applyDismissed));
+    live.on("retracted", counted(applyRetracted));
     // Too much was missed to replay: reload the first page over HTTP.
     live.onFrame("resync", () => loadPage(null));
     live.onFrame("error", (frame) => {
@@ -325,9 +368,102 @@ export function mountFeed(root, config) {
     });
   }
 
+  // Desktop notifications are opt-in: the button asks the browser once, and
+  // the choice (kept per browser) can be undone without the browser's settings.
+  function desktopWanted() {
+    return (
+      "Notification" in window &&
+      Notification.permission === "granted" &&
+      readChoice(DESKTOP_CHOICE) === "on"
+    );
+  }
+
+  function renderDesktopButton() {
+    if (!desktopButton) return;
+    desktopButton.hidden = !("Notification" in window) || Notification.permission === "denied";
+    const on = desktopWanted();
+    desktopButton.setAttribute("aria-pressed", String(on));
+    desktopButton.textContent = on ? "Desktop notifications: on" : "Desktop notifications: off";
+  }
+
+  async function toggleDesktop() {
+    if (desktopWanted()) {
+      writeChoice(DESKTOP_CHOICE, "off");
+    } else {
+      const permission = await Notification.requestPermission();
+      writeChoice(DESKTOP_CHOICE, permission === "granted" ? "on" : "off");
+    }
+    renderDesktopButton();
+  }
+
+  function refreshTimes() {
+    for (const time of list.querySelectorAll("time[datetime]")) {
+      time.textContent = ago(time.dateTime);
+    }
+  }
+
   markAllButton.addEventListener("click", reporting(markAllRead));
   loadMoreButton.addEventListener("click", () => loadPage(nextBefore));
+  desktopButton?.addEventListener("click", toggleDesktop);
+  // Another tab's choice.
+  window.addEventListener("storage", (event) => {
+    if (event.key === DESKTOP_CHOICE) renderDesktopButton();
+  });
+  renderDesktopButton();
+  const clock = setInterval(refreshTimes, TIME_REFRESH_MS);
 
   loadPage(null).finally(goLive);
-  return { close: () => live?.close() };
+  return {
+    close() {
+      clearInterval(clock);
+      live?.close();
+    },
+  };
+}
+
+const DESKTOP_CHOICE = "notifications.desktop";
+const RECONCILE_ATTEMPTS = 3;
+const TIME_REFRESH_MS = 30_000;
+
+// Storage can be off (a privacy mode): then the choice lasts as long as the page.
+const choices = new Map();
+
+function readChoice(key) {
+  try {
+    return localStorage.getItem(key);
+  } catch (error) {
+    return choices.get(key) ?? null;
+  }
+}
+
+function writeChoice(key, value) {
+  choices.set(key, value);
+  try {
+    localStorage.setItem(key, value);
+  } catch (error) {
+    // kept in `choices`
+  }
+}
+
+const RELATIVE = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+const UNITS = [
+  ["second", 60],
+  ["minute", 60],
+  ["hour", 24],
+  ["day", 7],
+];
+
+/** "now", "5 minutes ago", "yesterday"; past a week, the date. */
+function ago(timestamp) {
+  const date = new Date(timestamp);
+  let value = (date.getTime() - Date.now()) / 1000;
+  for (const [unit, size] of UNITS) {
+    if (Math.abs(value) < size) {
+      return unit === "second" && Math.abs(value) < 10
+        ? RELATIVE.format(0, "second")
+        : RELATIVE.format(Math.trunc(value), unit);
+    }
+    value /= size;
+  }
+  return date.toLocaleDateString();
 }

@@ -5,11 +5,19 @@
  * `hello`, the resume cursor, reconnecting, and the connection state. Pages
  * render; this module never touches the DOM.
  *
+ * One socket per browser, not per tab: the tabs of one user elect a leader
+ * with the Web Locks API, the leader alone holds the WebSocket, and it shares
+ * what arrives (and carries the others' commands) over a BroadcastChannel.
+ * When the leader tab closes, the browser hands its lock to another tab,
+ * which connects and resumes from the newest cursor any tab saw. Where either
+ * API is missing (an old browser, a page served over plain http from another
+ * host, which is not a secure context) every tab has its own socket.
+ *
  * @example
  * import { connect } from "./live.js";
- * const live = connect({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, lastId });
- * const stop = live.on("order.status", (data, push) => { ... });
- * live.onFrame("notification", (frame) => { ... });
+ * const live = connect({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, user, lastId });
+ * const stop = live.on("order.status", (data, push, { primary }) => { ... });
+ * live.onFrame("notification", (frame, { primary }) => { ... });
  * live.onState((state, text) => { ... });
  * live.send({ type: "mark_read", id });   // true if sent, false if not live
  * live.reconnect();                       // retry now, while reconnecting
@@ -28,29 +36,42 @@
  *   signed-out user. Without it, an authentication close (4001, 4003) ends
  *   the connection instead of checking and reconnecting.
  * @property {string} [csrfToken] Django's CSRF token, for the ticket `POST`.
+ * @property {string} [user] Who the page is signed in as (`live_config` says):
+ *   only tabs of the same user share a socket.
+ * @property {boolean} [share=true] Share one socket between the tabs; false
+ *   gives this page a socket of its own.
  * @property {number | (() => number | null) | null} [lastId] Where to resume
  *   from before the first frame carries a cursor: the newest event id the page
  *   already shows. A function is asked on every attempt, so a page that keeps
  *   showing events can say how far it got.
  *
+ * @typedef {object} Delivery
+ * @property {boolean} primary True in exactly one tab of the browser: the
+ *   visible one the person used last (or, with none visible, the last used).
+ *   Alert there (a toast, a desktop notification); just render elsewhere.
+ *
  * @typedef {object} Live
- * @property {(name: string, handler: (data: any, push: object) => void) => () => void} on
+ * @property {(name: string, handler: (data: any, push: object, delivery: Delivery) => void) => () => void} on
  *   Subscribe to a `push` event name; returns a function that unsubscribes.
  *   Each durable push id is delivered once, even when a reconnect replays it.
- * @property {(type: string, handler: (frame: object) => void) => () => void} onFrame
+ * @property {(type: string, handler: (frame: object, delivery: Delivery) => void) => () => void} onFrame
  *   Subscribe to a server frame type other than `push` (`welcome`,
- *   `notification`, `read`, `dismissed`, `resync`, `error`); returns a
- *   function that unsubscribes.
+ *   `notification`, `read`, `dismissed`, `resync`, `error`), or to `sync`:
+ *   this tab joined a socket another tab holds, so frames sent before it
+ *   joined passed it by (reload what the page shows). Returns a function that
+ *   unsubscribes.
  * @property {(handler: (state: State, text: string) => void) => () => void} onState
  *   Follow the connection state; the handler is called at once with the
  *   current state. Returns a function that unsubscribes.
  * @property {(message: object) => boolean} send Send a command; false (and
  *   nothing sent) unless the socket is open and welcomed.
  * @property {() => void} reconnect While reconnecting, try again now rather
- *   than after the backoff (it also happens on `online` and when the tab
- *   becomes visible). Reconnect delays are capped at 4 s in a visible tab.
+ *   than after the backoff (it also happens on `online` and when a tab
+ *   becomes visible). Reconnect delays are capped at 4 s while a tab is visible.
  * @property {State} state
- * @property {() => void} close Close for good: no more reconnecting.
+ * @property {boolean} leader Whether this tab holds the socket.
+ * @property {() => void} close Close for good: no more reconnecting. Another
+ *   tab takes the socket over if this one held it.
  */
 
 // Close codes that mean the credential is no longer good (docs/protocol.md):
@@ -74,6 +95,10 @@ const ACK_DELAY = 250;
 const MAX_ACK_IDS = 200;
 const MAX_UNACKNOWLEDGED = 5000;
 
+// One id per page, shared by every connect() on it (an ES module runs once
+// per page): the page, not each caller, is the tab that may be primary.
+const TAB_ID = globalThis.crypto?.randomUUID?.() ?? `${Date.now()}-${Math.random()}`;
+
 const STATE_TEXT = {
   connecting: "connecting…",
   live: "live",
@@ -87,16 +112,289 @@ const STATE_TEXT = {
  * @param {Options} options
  * @returns {Live}
  */
-export function connect({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, lastId = null }) {
-  const url = websocketUrl(wsUrl);
-  const crossHost = url.hostname !== location.hostname;
+export function connect(options) {
+  const dispatcher = createDispatcher();
+  const share = options.share ?? true;
+  const link = share && canShare() ? shareSocket(options, dispatcher) : ownSocket(options, dispatcher);
+  return {
+    on: dispatcher.on,
+    onFrame: dispatcher.onFrame,
+    onState: dispatcher.onState,
+    send: link.send,
+    reconnect: link.reconnect,
+    get state() {
+      return dispatcher.state;
+    },
+    get leader() {
+      return link.leader;
+    },
+    close: link.close,
+  };
+}
+
+function canShare() {
+  return typeof BroadcastChannel === "function" && typeof navigator.locks?.request === "function";
+}
+
+/** The page's side: handlers, the state they follow, push de-duplication. */
+function createDispatcher() {
   const pushHandlers = new Map(); // name -> Set of handlers
   const frameHandlers = new Map(); // type -> Set of handlers
   const stateHandlers = new Set();
   const seenPushIds = new Set(); // insertion order: oldest first
-
   let state = "connecting";
   let stateText = STATE_TEXT.connecting;
+
+  function deliverPush(frame, delivery) {
+    // A null id is a live-only push: never replayed, so never a duplicate.
+    if (Number.isInteger(frame.id)) {
+      if (seenPushIds.has(frame.id)) return;
+      seenPushIds.add(frame.id);
+      if (seenPushIds.size > SEEN_PUSH_IDS) {
+        seenPushIds.delete(seenPushIds.values().next().value);
+      }
+    }
+    for (const handler of [...(pushHandlers.get(frame.name) ?? [])]) {
+      safely(handler, frame.data, frame, delivery);
+    }
+  }
+
+  return {
+    get state() {
+      return state;
+    },
+    setState(next, text = STATE_TEXT[next]) {
+      state = next;
+      stateText = text;
+      for (const handler of [...stateHandlers]) safely(handler, next, text);
+    },
+    deliver(frame, delivery) {
+      if (frame.type === "push") return deliverPush(frame, delivery);
+      for (const handler of [...(frameHandlers.get(frame.type) ?? [])]) {
+        safely(handler, frame, delivery);
+      }
+    },
+    on: (name, handler) => subscribe(pushHandlers, name, handler),
+    onFrame: (type, handler) => subscribe(frameHandlers, type, handler),
+    onState(handler) {
+      stateHandlers.add(handler);
+      safely(handler, state, stateText);
+      return () => stateHandlers.delete(handler);
+    },
+  };
+}
+
+/** A socket of this tab's own: the fallback, and `share: false`. */
+function ownSocket(options, dispatcher) {
+  const visible = () => document.visibilityState !== "hidden";
+  const socket = openSocket(options, {
+    frame: (frame) => dispatcher.deliver(frame, { primary: true }),
+    state: dispatcher.setState,
+    visible,
+  });
+  const onVisible = () => visible() && socket.reconnect();
+  window.addEventListener("online", socket.reconnect);
+  document.addEventListener("visibilitychange", onVisible);
+  return {
+    send: socket.send,
+    reconnect: socket.reconnect,
+    leader: true,
+    close() {
+      window.removeEventListener("online", socket.reconnect);
+      document.removeEventListener("visibilitychange", onVisible);
+      socket.close();
+      dispatcher.setState("closed");
+    },
+  };
+}
+
+/**
+ * The tabs of one user share one socket, held by the tab that holds the lock.
+ *
+ * Messages on the channel: the leader sends `state` and `frame` (naming the
+ * primary tab); every tab sends `tab` (its visibility and when it was last
+ * used) on joining, on a change and when a new leader asks, and `bye` when it
+ * goes; followers send `send` and `reconnect` for the leader to carry out.
+ */
+function shareSocket(options, dispatcher) {
+  const name = `notifications-live ${websocketUrl(options.wsUrl).href} ${options.user ?? ""}`;
+  const channel = new BroadcastChannel(name);
+  const tabId = TAB_ID;
+  const tabs = new Map(); // other tabs' id -> {visible, usedAt}
+  const abort = new AbortController();
+  let usedAt = document.hasFocus() ? Date.now() : 0;
+  let socket = null; // set while this tab leads
+  let release = null; // ends the lock's callback, releasing the lock
+  let leaderState = null; // what the leader said last, while following
+  let stateText = STATE_TEXT.connecting; // what this tab's socket said last, leading
+  let joined = false;
+  let closed = false;
+  // The highest cursor any tab's socket received: where a new leader resumes.
+  let cursor = null;
+
+  const self = () => ({ visible: document.visibilityState === "visible", usedAt });
+  const post = (message) => !closed && channel.postMessage(message);
+  const announce = () => post({ kind: "tab", id: tabId, tab: self() });
+
+  function advanceCursor(value) {
+    if (typeof value === "number") cursor = Math.max(cursor ?? 0, value);
+  }
+
+  // Visible tabs first, then the one used last; the same answer on every tab
+  // the leader asks, so exactly one tab alerts the person.
+  function primaryTab() {
+    let best = [tabId, self()];
+    for (const entry of tabs) {
+      const [, tab] = entry;
+      const [, current] = best;
+      if (tab.visible !== current.visible ? tab.visible : tab.usedAt > current.usedAt) best = entry;
+    }
+    return best[0];
+  }
+
+  function lead() {
+    if (closed) return;
+    leaderState = null;
+    post({ kind: "leader" });
+    const resumeFrom = options.lastId;
+    socket = openSocket(
+      {
+        ...options,
+        lastId: () => cursor ?? (typeof resumeFrom === "function" ? resumeFrom() : resumeFrom),
+      },
+      {
+        frame(frame) {
+          advanceCursor(frame.cursor);
+          const primary = primaryTab();
+          post({ kind: "frame", frame, primary });
+          dispatcher.deliver(frame, { primary: primary === tabId });
+        },
+        state(next, text = STATE_TEXT[next]) {
+          stateText = text;
+          post({ kind: "state", state: next, text });
+          dispatcher.setState(next, text);
+          if (next === "closed") finish();
+        },
+        visible: () => self().visible || [...tabs.values()].some((tab) => tab.visible),
+      },
+    );
+    return new Promise((resolve) => (release = resolve));
+  }
+
+  function receive({ data }) {
+    switch (data.kind) {
+      case "tab":
+        tabs.set(data.id, data.tab);
+        // A tab that joined needs the state; one that became visible, a retry.
+        if (socket) {
+          post({ kind: "state", state: dispatcher.state, text: stateText });
+          if (data.tab.visible) socket.reconnect();
+        }
+        return;
+      case "bye":
+        tabs.delete(data.id);
+        if (data.leader) leaderState = null; // until the next one speaks
+        return;
+      case "leader":
+        announce();
+        return;
+      case "send":
+        socket?.send(data.message);
+        return;
+      case "reconnect":
+        socket?.reconnect();
+        return;
+    }
+    if (socket) return; // the rest is the leader's, and this tab leads
+    if (data.kind === "frame") {
+      advanceCursor(data.frame.cursor);
+      dispatcher.deliver(data.frame, { primary: data.primary === tabId });
+    } else if (data.kind === "state") {
+      leaderState = data.state;
+      if (data.state === "closed") {
+        // Signed out: every tab is.
+        dispatcher.setState("closed", data.text);
+        finish();
+        return;
+      }
+      if (data.state !== dispatcher.state) dispatcher.setState(data.state, data.text);
+      if (!joined) {
+        joined = true;
+        dispatcher.deliver({ type: "sync" }, { primary: false });
+      }
+    }
+  }
+
+  function onUse() {
+    if (document.visibilityState === "visible") usedAt = Date.now();
+    announce();
+  }
+
+  function send(message) {
+    if (socket) return socket.send(message);
+    if (leaderState !== "live") return false;
+    post({ kind: "send", message });
+    return true;
+  }
+
+  function reconnect() {
+    if (socket) socket.reconnect();
+    else post({ kind: "reconnect" });
+  }
+
+  function onPageHide() {
+    post({ kind: "bye", id: tabId, leader: socket !== null });
+  }
+
+  // Stop taking part: give the lock up (or stop waiting for it), say goodbye.
+  function finish() {
+    if (closed) return;
+    onPageHide();
+    closed = true;
+    abort.abort();
+    socket?.close();
+    socket = null;
+    release?.();
+    channel.close();
+    window.removeEventListener("online", reconnect);
+    window.removeEventListener("focus", onUse);
+    document.removeEventListener("visibilitychange", onUse);
+    window.removeEventListener("pagehide", onPageHide);
+  }
+
+  channel.addEventListener("message", receive);
+  window.addEventListener("online", reconnect);
+  window.addEventListener("focus", onUse);
+  document.addEventListener("visibilitychange", onUse);
+  window.addEventListener("pagehide", onPageHide);
+  announce();
+  navigator.locks.request(name, { signal: abort.signal }, lead).catch(() => {
+    // Aborted by close(): nothing to lead.
+  });
+
+  return {
+    send,
+    reconnect,
+    get leader() {
+      return socket !== null;
+    },
+    close() {
+      finish();
+      dispatcher.setState("closed");
+    },
+  };
+}
+
+/**
+ * The WebSocket itself: hello, resume cursor, acknowledgements, reconnecting.
+ * It reports to `sink` (frames, states, and whether anyone looks at a tab) and
+ * never touches the page.
+ */
+function openSocket({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, lastId = null }, sink) {
+  const url = websocketUrl(wsUrl);
+  const crossHost = url.hostname !== location.hostname;
+
+  let state = "connecting";
   // Where to resume from: the server's cursor. It can be below the newest id
   // shown while an older event is still being committed; until the first
   // frame carries one, the page's lastId.
@@ -108,10 +406,9 @@ export function connect({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, lastId =
   let unacknowledged = [];
   let ackTimer = null;
 
-  function setState(next, text = STATE_TEXT[next]) {
+  function setState(next, text) {
     state = next;
-    stateText = text;
-    for (const handler of [...stateHandlers]) safely(handler, next, text);
+    sink.state(next, text);
   }
 
   // Same host (any port): the browser sends Django's session cookie with the
@@ -163,6 +460,7 @@ export function connect({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, lastId =
     }
     if (closed) return;
     if (signedOut) {
+      closed = true;
       setState("closed", "signed out: log in again");
     } else {
       scheduleReconnect();
@@ -173,7 +471,7 @@ export function connect({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, lastId =
     if (closed) return;
     // Exponential backoff with full jitter, so a server restart doesn't get
     // every browser back in the same second.
-    const cap = document.visibilityState === "hidden" ? MAX_DELAY_HIDDEN : MAX_DELAY_VISIBLE;
+    const cap = sink.visible() ? MAX_DELAY_VISIBLE : MAX_DELAY_HIDDEN;
     const delay = Math.random() * Math.min(cap, BASE_DELAY * 2 ** retries);
     retries += 1;
     setState("offline");
@@ -181,15 +479,11 @@ export function connect({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, lastId =
   }
 
   // Retry now instead of at the end of the backoff (a "retry now" button,
-  // the network coming back, the tab becoming visible).
+  // the network coming back, a tab becoming visible).
   function reconnect() {
     if (closed || timer === null) return;
     clearTimeout(timer);
     attempt();
-  }
-
-  function onVisible() {
-    if (document.visibilityState === "visible") reconnect();
   }
 
   function advanceCursor(value) {
@@ -205,10 +499,6 @@ export function connect({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, lastId =
       return;
     }
     switch (frame.type) {
-      case "push":
-        advanceCursor(frame.cursor);
-        deliverPush(frame);
-        return;
       case "welcome":
         advanceCursor(frame.cursor);
         retries = 0;
@@ -219,12 +509,13 @@ export function connect({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, lastId =
         advanceCursor(frame.cursor);
         acknowledge(frame.id);
         break;
+      case "push":
+        advanceCursor(frame.cursor);
+        break;
       default:
         break;
     }
-    for (const handler of [...(frameHandlers.get(frame.type) ?? [])]) {
-      safely(handler, frame);
-    }
+    sink.frame(frame);
   }
 
   function acknowledge(id) {
@@ -244,20 +535,6 @@ export function connect({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, lastId =
     }
   }
 
-  function deliverPush(frame) {
-    // A null id is a live-only push: never replayed, so never a duplicate.
-    if (Number.isInteger(frame.id)) {
-      if (seenPushIds.has(frame.id)) return;
-      seenPushIds.add(frame.id);
-      if (seenPushIds.size > SEEN_PUSH_IDS) {
-        seenPushIds.delete(seenPushIds.values().next().value);
-      }
-    }
-    for (const handler of [...(pushHandlers.get(frame.name) ?? [])]) {
-      safely(handler, frame.data, frame);
-    }
-  }
-
   function send(message) {
     if (socket && socket.readyState === WebSocket.OPEN && state === "live") {
       socket.send(JSON.stringify(message));
@@ -266,36 +543,18 @@ export function connect({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, lastId =
     return false;
   }
 
+  // Silent: the caller decides what the page is told.
   function close() {
     closed = true;
-    window.removeEventListener("online", reconnect);
-    document.removeEventListener("visibilitychange", onVisible);
     clearTimeout(timer);
+    clearTimeout(ackTimer);
     timer = null;
     socket?.close(1000);
     socket = null;
-    setState("closed");
   }
 
-  window.addEventListener("online", reconnect);
-  document.addEventListener("visibilitychange", onVisible);
   attempt();
-
-  return {
-    on: (name, handler) => subscribe(pushHandlers, name, handler),
-    onFrame: (type, handler) => subscribe(frameHandlers, type, handler),
-    onState(handler) {
-      stateHandlers.add(handler);
-      safely(handler, state, stateText);
-      return () => stateHandlers.delete(handler);
-    },
-    send,
-    reconnect,
-    get state() {
-      return state;
-    },
-    close,
-  };
+  return { send, reconnect, close };
 }
 
 // Relative to the page, so `/ws` works; browsers reject http(s) URLs.
