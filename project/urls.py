@@ -1,6 +1,6 @@
 """
-URL configuration: admin, Django's login/logout views, the demo's live-events
-page, the notifications app.
+URL configuration: admin, Django's login/logout views, the demo's pages, the
+notifications app.
 """
 
 from django.contrib import admin
@@ -13,6 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("demo/bell/", views.bell_page, name="demo-bell"),
     path("demo/live/", views.live_page, name="demo-live"),
     path("demo/live/ship/", views.ship_order, name="demo-ship"),
     path("demo/live/bump/", views.bump_counter, name="demo-bump"),

@@ -1,5 +1,6 @@
 """
-The demo's live-events page: the two worked examples of docs/live-events.md.
+The demo's pages: the live-events page, the two worked examples of
+docs/live-events.md, and a page that is nothing but the bell's one tag.
 
 "Ship an order" pushes a durable ``demo.order`` event to the user who
 clicked; "+1" pushes a live-only ``demo.counter`` event to the Engineering
@@ -16,6 +17,12 @@ from django.views.decorators.http import require_GET, require_POST
 from notifications import live
 
 COUNTER_GROUP = "Engineering"
+
+
+@require_GET
+def bell_page(request: HttpRequest) -> HttpResponse:
+    """A page of its own, no base template: what the bell's one tag brings."""
+    return render(request, "demo/bell.html")
 
 
 @login_required
