@@ -9,7 +9,6 @@ import functools
 from typing import Any
 
 import redis
-from django.conf import settings as django_settings
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -55,7 +54,7 @@ def get_redis() -> GuardedRedis:
     client is made: call ``get_redis.cache_clear()`` after changing them.
     """
     return GuardedRedis.from_url(
-        django_settings.REDIS_URL,
+        settings.REDIS_URL,
         socket_connect_timeout=settings.PUBLISH_TIMEOUT,
         socket_timeout=settings.PUBLISH_TIMEOUT,
         retry=Retry(NoBackoff(), retries=0),

@@ -11,7 +11,13 @@ from django.conf import settings as django_settings
 
 __all__ = ["settings"]
 
+#: Where Redis is when neither NOTIFICATIONS_REDIS_URL nor REDIS_URL says.
+LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
+
 DEFAULTS: dict[str, Any] = {
+    # The Redis that carries events from Django to every WebSocket process.
+    # Empty: the project-wide REDIS_URL setting, else LOCAL_REDIS_URL.
+    "REDIS_URL": "",
     # Prefix of every Redis key this app uses; tests give each run its own.
     "REDIS_PREFIX": "notifications",
     # Approximate cap on the Redis stream's length (XADD MAXLEN ~).
@@ -90,6 +96,15 @@ DEFAULTS: dict[str, Any] = {
 
 
 class AppSettings:
+    @property
+    def REDIS_URL(self) -> str:
+        """NOTIFICATIONS_REDIS_URL, else the project's REDIS_URL, else local."""
+        return (
+            getattr(django_settings, "NOTIFICATIONS_REDIS_URL", "")
+            or getattr(django_settings, "REDIS_URL", "")
+            or LOCAL_REDIS_URL
+        )
+
     def __getattr__(self, name: str) -> Any:
         if name not in DEFAULTS:
             raise AttributeError(f"unknown notifications setting: {name}")

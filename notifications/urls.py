@@ -10,12 +10,10 @@ app_name = "notifications"
 urlpatterns = [
     path("", views.inbox_page, name="inbox"),
     path("activity/", views.activity_page, name="activity"),
-    path("api/notifications/", views.list_notifications, name="api-list"),
-    path("api/notifications/unread/", views.unread_count, name="api-unread"),
-    path("api/notifications/<str:event_id>/read/", views.mark_read, name="api-read"),
-    path(
-        "api/notifications/<str:event_id>/dismiss/", views.dismiss, name="api-dismiss"
-    ),
-    path("api/notifications/read-all/", views.mark_all_read, name="api-read-all"),
+    path("api/", views.list_notifications, name="api-list"),
+    path("api/unread/", views.unread_count, name="api-unread"),
+    path("api/<str:event_id>/read/", views.mark_read, name="api-read"),
+    path("api/<str:event_id>/dismiss/", views.dismiss, name="api-dismiss"),
+    path("api/read-all/", views.mark_all_read, name="api-read-all"),
     path("api/ws-ticket/", views.websocket_ticket, name="api-ticket"),
 ]

@@ -74,9 +74,20 @@ def feed_config(request: HttpRequest) -> dict[str, str]:
         **live_config(request),
         "listUrl": reverse("notifications:api-list"),
         "readAllUrl": reverse("notifications:api-read-all"),
-        "readUrlTemplate": reverse("notifications:api-read", args=[0]),
-        "dismissUrlTemplate": reverse("notifications:api-dismiss", args=[0]),
+        "readUrlTemplate": id_url_template("notifications:api-read"),
+        "dismissUrlTemplate": id_url_template("notifications:api-dismiss"),
     }
+
+
+def id_url_template(name: str) -> str:
+    """
+    The URL named ``name`` with ``{id}`` where the event id goes.
+
+    The id is the last number in the path, so a prefix the project mounts
+    the app under (even one with a ``/0/`` in it) is left alone.
+    """
+    head, _zero, tail = reverse(name, args=[0]).rpartition("/0/")
+    return f"{head}/{{id}}/{tail}"
 
 
 @login_required

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +19,28 @@ from django.db import connection
 BASE_DIR = Path(__file__).resolve().parent.parent
 LISTENING = re.compile(r"listening on ws://[^:]+:(\d+)/ws")
 TEST_ORIGIN = "http://testserver"
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, for a process to bind."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, *, timeout: float) -> None:
+    """Wait until something accepts connections on 127.0.0.1:``port``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"nothing listens on port {port} after {timeout}s"
+                ) from None
+            time.sleep(0.1)
 
 
 def database_url() -> str:

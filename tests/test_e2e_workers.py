@@ -1,25 +1,19 @@
 """runwsserver --workers: several processes share one port and all deliver."""
 
 import re
-import socket
 
 import pytest
 
 from notifications import services
 from tests.clients import receive, subscriber
 from tests.factories import make_user
-from tests.servers import WebSocketServerProcess
+from tests.servers import WebSocketServerProcess, free_port
+from ws_server.management.commands.runwsserver import worker_command
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 LISTENING = re.compile(r"\[(\d+)\].*listening on")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_workers_share_the_port_and_stop_together(redis_prefix):
@@ -51,3 +45,20 @@ def test_workers_need_a_fixed_port(redis_prefix):
         server.start(port=0)
     assert server.process.wait(timeout=10) != 0
     assert any("--workers needs a fixed --port" in line for line in server.lines)
+
+
+def test_workers_get_the_settings_and_pythonpath_they_were_started_with():
+    """``runwsserver --workers 2 --settings=x --pythonpath=y`` starts workers
+    that read the same settings module from the same path."""
+    command = worker_command(
+        "0.0.0.0",
+        8001,
+        "auto",
+        {"verbosity": 2, "settings": "site.settings", "pythonpath": "/srv/site"},
+    )
+    assert command[2:] == [
+        "runwsserver",
+        *("--host", "0.0.0.0", "--port", "8001", "--loop", "auto", "--reuse-port"),
+        *("--verbosity", "2", "--settings", "site.settings"),
+        *("--pythonpath", "/srv/site"),
+    ]

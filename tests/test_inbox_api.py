@@ -3,10 +3,11 @@
 from datetime import timedelta
 
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
+from django.urls import reverse
 from django.utils import timezone
 
-from notifications import services
+from notifications import services, views
 from notifications.models import Notification
 from tests.factories import make_user
 
@@ -39,16 +40,12 @@ def send(count: int, **kwargs) -> list[int]:
 def test_list_pages_with_a_cursor(browser):
     """The list is newest first; next_before fetches the following page."""
     ids = send(5)
-    first = browser.get("/api/notifications/?limit=2").json()
+    first = browser.get("/api/?limit=2").json()
     assert [n["id"] for n in first["results"]] == ids[:-3:-1]
     assert first["unread"] == 5
-    second = browser.get(
-        f"/api/notifications/?limit=2&before={first['next_before']}"
-    ).json()
+    second = browser.get(f"/api/?limit=2&before={first['next_before']}").json()
     assert [n["id"] for n in second["results"]] == [ids[2], ids[1]]
-    last = browser.get(
-        f"/api/notifications/?limit=2&before={second['next_before']}"
-    ).json()
+    last = browser.get(f"/api/?limit=2&before={second['next_before']}").json()
     assert [n["id"] for n in last["results"]] == [ids[0]]
     assert last["next_before"] is None
 
@@ -56,7 +53,7 @@ def test_list_pages_with_a_cursor(browser):
 @pytest.mark.parametrize("query", ["limit=0", "limit=1000", "limit=x", "before=abc"])
 def test_bad_list_parameters_get_400(browser, query):
     """Out-of-range or non-numeric parameters are a 400 with a JSON error."""
-    response = browser.get(f"/api/notifications/?{query}")
+    response = browser.get(f"/api/?{query}")
     assert response.status_code == 400
     assert "error" in response.json()
 
@@ -69,7 +66,7 @@ NOT_IDS = ["-1", "1.5", "+1", "1_000", "\u0661", "abc"]
 @pytest.mark.parametrize("action", ["read", "dismiss"])
 def test_bad_path_ids_get_400(browser, action, value):
     """An id past 2**63-1, negative or not an integer in the path is a 400 with a JSON error."""
-    response = post(browser, f"/api/notifications/{value}/{action}/")
+    response = post(browser, f"/api/{value}/{action}/")
     assert response.status_code == 400
     assert "error" in response.json()
 
@@ -77,7 +74,7 @@ def test_bad_path_ids_get_400(browser, action, value):
 @pytest.mark.parametrize("value", [*TOO_LARGE, *NOT_IDS])
 def test_bad_before_gets_400(browser, value):
     """A 'before' past 2**63-1, negative or not an integer is a 400 with a JSON error."""
-    response = browser.get("/api/notifications/", {"before": value})
+    response = browser.get("/api/", {"before": value})
     assert response.status_code == 400
     assert "error" in response.json()
 
@@ -85,7 +82,7 @@ def test_bad_before_gets_400(browser, value):
 @pytest.mark.parametrize("value", [*TOO_LARGE, *NOT_IDS])
 def test_bad_up_to_gets_400(browser, value):
     """An 'up_to' past 2**63-1, negative or not an integer is a 400 with a JSON error."""
-    response = post(browser, "/api/notifications/read-all/", {"up_to": value})
+    response = post(browser, "/api/read-all/", {"up_to": value})
     assert response.status_code == 400
     assert "error" in response.json()
 
@@ -94,19 +91,17 @@ def test_the_largest_id_is_accepted(browser):
     """2**63-1 is a valid id everywhere: it just matches nothing, or everything below it."""
     [event_id] = send(1)
     largest = str(2**63 - 1)
-    assert post(browser, f"/api/notifications/{largest}/read/").json() == {"unread": 1}
-    assert post(browser, f"/api/notifications/{largest}/dismiss/").json() == {
-        "unread": 1
-    }
-    page = browser.get("/api/notifications/", {"before": largest}).json()
+    assert post(browser, f"/api/{largest}/read/").json() == {"unread": 1}
+    assert post(browser, f"/api/{largest}/dismiss/").json() == {"unread": 1}
+    page = browser.get("/api/", {"before": largest}).json()
     assert [n["id"] for n in page["results"]] == [event_id]
-    response = post(browser, "/api/notifications/read-all/", {"up_to": largest})
+    response = post(browser, "/api/read-all/", {"up_to": largest})
     assert response.json() == {"marked": 1, "unread": 0}
 
 
 def test_anonymous_api_calls_get_401():
     """The API answers 401 JSON rather than redirecting to the login page."""
-    response = Client().get("/api/notifications/")
+    response = Client().get("/api/")
     assert (response.status_code, response.json()) == (
         401,
         {"error": "authentication required"},
@@ -116,14 +111,14 @@ def test_anonymous_api_calls_get_401():
 def test_changes_need_post_and_csrf(browser):
     """Marking read is a POST; without the CSRF token it is refused with 403."""
     [event_id] = send(1)
-    assert browser.get(f"/api/notifications/{event_id}/read/").status_code == 405
-    assert browser.post(f"/api/notifications/{event_id}/read/").status_code == 403
+    assert browser.get(f"/api/{event_id}/read/").status_code == 405
+    assert browser.post(f"/api/{event_id}/read/").status_code == 403
 
 
 def test_mark_read(browser, alice):
     """Marking one read records when, and the unread count drops."""
     first, _second = send(2)
-    response = post(browser, f"/api/notifications/{first}/read/")
+    response = post(browser, f"/api/{first}/read/")
     assert response.json() == {"unread": 1}
     notification = Notification.objects.get(user=alice, event_id=first)
     assert notification.read_at is not None
@@ -133,35 +128,30 @@ def test_mark_all_read_is_bounded_by_up_to(browser):
     """A notification newer than up_to (arrived while the user clicked) stays unread."""
     shown = send(3)
     [arrived_meanwhile] = send(1)
-    response = post(browser, "/api/notifications/read-all/", {"up_to": shown[-1]})
+    response = post(browser, "/api/read-all/", {"up_to": shown[-1]})
     assert response.json() == {"marked": 3, "unread": 1}
-    page = browser.get("/api/notifications/").json()["results"]
+    page = browser.get("/api/").json()["results"]
     assert next((n["id"], n["read"]) for n in page) == (arrived_meanwhile, False)
 
 
 def test_mark_all_read_needs_an_id(browser):
-    assert (
-        post(browser, "/api/notifications/read-all/", {"up_to": "all"}).status_code
-        == 400
-    )
+    assert post(browser, "/api/read-all/", {"up_to": "all"}).status_code == 400
 
 
 def test_dismissed_notifications_leave_the_inbox(browser):
     """A dismissed notification is neither listed nor counted as unread."""
     kept, dismissed = send(2)
-    assert post(browser, f"/api/notifications/{dismissed}/dismiss/").json() == {
-        "unread": 1
-    }
-    page = browser.get("/api/notifications/").json()
+    assert post(browser, f"/api/{dismissed}/dismiss/").json() == {"unread": 1}
+    page = browser.get("/api/").json()
     assert [n["id"] for n in page["results"]] == [kept]
-    assert browser.get("/api/notifications/unread/").json() == {"unread": 1}
+    assert browser.get("/api/unread/").json() == {"unread": 1}
 
 
 def test_expired_notifications_are_hidden(browser):
     """An event past its expiry is not listed or counted."""
     [current] = send(1, expires_at=timezone.now() + timedelta(hours=1))
     send(1, expires_at=timezone.now() - timedelta(seconds=1))
-    page = browser.get("/api/notifications/").json()
+    page = browser.get("/api/").json()
     assert ([n["id"] for n in page["results"]], page["unread"]) == ([current], 1)
 
 
@@ -169,6 +159,16 @@ def test_users_see_only_their_own_inbox(browser, alice):
     """Another user's notification can't be listed or marked read."""
     bob = make_user()
     [private] = [services.send_event(title="for bob", audience="users", users=[bob]).pk]
-    assert browser.get("/api/notifications/").json()["results"] == []
-    post(browser, f"/api/notifications/{private}/read/")
+    assert browser.get("/api/").json()["results"] == []
+    post(browser, f"/api/{private}/read/")
     assert Notification.objects.get(user=bob).read_at is None
+
+
+@override_settings(ROOT_URLCONF="tests.urls_prefixed")
+def test_id_urls_under_a_prefix_with_a_zero_in_it():
+    """The client fills "{id}" in; a "/0/" in the prefix stays as it is, and
+    the app's paths don't repeat the prefix's "notifications"."""
+    assert views.id_url_template("notifications:api-read") == (
+        "/team/0/notifications/api/{id}/read/"
+    )
+    assert reverse("notifications:api-list") == "/team/0/notifications/api/"

@@ -127,11 +127,9 @@ async def run_server(host: str, port: int, *, reuse_port: bool = False) -> None:
         interval=settings.SWEEP_INTERVAL,
         gap_timeout=settings.GAP_TIMEOUT,
     )
-    relay = Relay(
-        django_settings.REDIS_URL, stream_key(), dispatcher, rechecker, sweeper
-    )
+    relay = Relay(settings.REDIS_URL, stream_key(), dispatcher, rechecker, sweeper)
     redis = aioredis.Redis.from_url(
-        django_settings.REDIS_URL,
+        settings.REDIS_URL,
         socket_connect_timeout=settings.REDIS_TIMEOUT,
         socket_timeout=settings.REDIS_TIMEOUT,
     )

@@ -296,13 +296,13 @@ export function mountFeed(root, config) {
 
   async function markRead(id) {
     if (send({ type: "mark_read", id })) return;
-    const readUrl = config.readUrlTemplate.replace("/0/", `/${id}/`);
+    const readUrl = config.readUrlTemplate.replace("{id}", String(id));
     applyRead({ ids: [id], ...(await api(readUrl, { method: "POST" })) });
   }
 
   async function dismiss(id) {
     if (send({ type: "dismiss", id })) return;
-    const dismissUrl = config.dismissUrlTemplate.replace("/0/", `/${id}/`);
+    const dismissUrl = config.dismissUrlTemplate.replace("{id}", String(id));
     applyDismissed({ ids: [id], ...(await api(dismissUrl, { method: "POST" })) });
   }
 

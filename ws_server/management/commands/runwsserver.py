@@ -60,6 +60,24 @@ class Command(BaseCommand):
             raise CommandError(
                 "--workers needs a fixed --port for the workers to share"
             )
-        worker = [sys.executable, sys.argv[0], "runwsserver", "--host", host]
-        worker += ["--port", str(port), "--loop", loop, "--reuse-port"]
-        sys.exit(asyncio.run(run_workers(worker, workers)))
+        command = worker_command(host, port, loop, options)
+        sys.exit(asyncio.run(run_workers(command, workers)))
+
+
+def worker_command(
+    host: str, port: int, loop: Loop, options: dict[str, Any]
+) -> list[str]:
+    """
+    The command line of one worker: this command again, without --workers.
+
+    Django's own options go along (a project started with ``--settings`` or
+    ``--pythonpath`` must find the same settings in its workers), and so
+    does the verbosity.
+    """
+    command = [sys.executable, sys.argv[0], "runwsserver", "--host", host]
+    command += ["--port", str(port), "--loop", loop, "--reuse-port"]
+    command += ["--verbosity", str(options.get("verbosity", 1))]
+    for option in ("settings", "pythonpath"):
+        if options.get(option):
+            command += [f"--{option}", options[option]]
+    return command
