@@ -9,6 +9,7 @@ Push live events from application code to browsers: the public API.
               to=live.users(order.customer))
     live.push("dashboard.counter", {"value": 57}, to=live.groups(sales))
     live.push("document.edited", {"id": doc.pk}, to=live.viewers_of(doc))
+    live.notify("Your export is ready", url=export.url, to=live.users(request.user))
 
 An event type is declared in ``NOTIFICATIONS_EVENT_TYPES`` (see
 ``notifications.registry``) with its delivery class: durable (the default)
@@ -27,16 +28,18 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Any
 
-from django.contrib.auth import get_permission_codename
+from django.contrib.auth import get_permission_codename, get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.core.exceptions import ValidationError
 from django.db import models
 
 from . import services, wire
 from .conf import settings
+from .models import Audience, Level
 from .registry import EventType, UndeclaredEventType, get_event_type
 
 __all__ = [
@@ -45,6 +48,7 @@ __all__ = [
     "UndeclaredEventType",
     "everyone",
     "groups",
+    "notify",
     "permission",
     "push",
     "staff",
@@ -148,6 +152,64 @@ def push(event_type: str, data: Any, *, to: Recipients) -> int | None:
     declared = get_event_type(event_type)
     _validate(declared, data)
     return services.send_push(event_type=declared, data=data, audience=to.audience)
+
+
+def notify(
+    title: str,
+    *,
+    to: Recipients,
+    body: str = "",
+    url: str = "",
+    level: str = Level.INFO,
+    expires_at: datetime | None = None,
+    sender: AbstractBaseUser | None = None,
+) -> int:
+    """
+    Send a notification to ``to`` and return its event id.
+
+    Each recipient gets an inbox row now, in the caller's transaction; their
+    open pages get it live once that commits. Unlike a push, a notification
+    is resolved to users when it is sent, so ``to`` is one kind of audience:
+    ``everyone()``, ``staff()``, ``superusers()``, ``users(...)``,
+    ``groups(...)`` or ``permission(...)`` (``ValueError`` for a union of two
+    kinds: send one notification each, or name the users).
+    """
+    spec = to.audience
+    kinds = [field.name for field in fields(spec) if getattr(spec, field.name)]
+    if len(kinds) != 1:
+        raise ValueError(
+            f"a notification goes to one kind of audience, not {' | '.join(kinds)}"
+        )
+    [kind] = kinds
+    event = services.send_event(
+        title=title,
+        body=body,
+        url=url,
+        level=level,
+        audience=_AUDIENCES[kind],
+        users=get_user_model().objects.filter(pk__in=spec.users),
+        groups=Group.objects.filter(pk__in=spec.groups),
+        permissions=[_permission_object(name) for name in spec.permissions],
+        created_by=sender,
+        expires_at=expires_at,
+    )
+    return event.pk
+
+
+#: AudienceSpec field -> the Event audience it becomes.
+_AUDIENCES = {
+    "everyone": Audience.EVERYONE,
+    "staff": Audience.STAFF,
+    "superusers": Audience.SUPERUSERS,
+    "users": Audience.USERS,
+    "groups": Audience.GROUPS,
+    "permissions": Audience.PERMISSIONS,
+}
+
+
+def _permission_object(name: str) -> Permission:
+    app_label, codename = name.split(".", 1)
+    return Permission.objects.get(content_type__app_label=app_label, codename=codename)
 
 
 def _validate(declared: EventType, data: Any) -> None:

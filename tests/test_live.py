@@ -239,3 +239,41 @@ def test_system_check_reports_a_malformed_declaration():
     assert error.id == "notifications.E001"
     assert "NOTIFICATIONS_EVENT_TYPES['a']" in error.msg
     assert check_event_types() == []
+
+
+def recipients_of(event_id: int) -> set[int]:
+    return set(
+        Notification.objects.filter(event_id=event_id).values_list("user_id", flat=True)
+    )
+
+
+def test_notify_sends_to_each_kind_of_audience():
+    """notify() is send_event for application code: users, groups,
+    permission holders, staff, superusers, everyone; inactive users never."""
+    team = make_group("Team")
+    member, other, admin = make_user(groups=(team,)), make_user(), make_user(staff=True)
+    make_user(is_active=False, groups=(team,))
+    holder = make_user()
+    holder.user_permissions.add(Permission.objects.get(codename="view_event"))
+    root = make_user(is_superuser=True)
+    everybody = {member.pk, other.pk, admin.pk, holder.pk, root.pk}
+    cases = [
+        (live.users(member, other), {member.pk, other.pk}),
+        (live.groups(team), {member.pk}),
+        (live.permission("notifications.view_event"), {holder.pk, root.pk}),
+        (live.staff(), {admin.pk}),
+        (live.superusers(), {root.pk}),
+        (live.everyone(), everybody),
+    ]
+    for to, expected in cases:
+        event_id = live.notify("Hello", body="there", to=to, sender=admin)
+        assert recipients_of(event_id) == expected, to
+    event = Event.objects.get(pk=event_id)
+    assert (event.title, event.body, event.created_by) == ("Hello", "there", admin)
+
+
+def test_notify_refuses_a_union_of_two_kinds():
+    """An event has one audience: users | staff is refused, not half sent."""
+    with pytest.raises(ValueError, match=r"one kind of audience, not staff \| users"):
+        live.notify("Hi", to=live.users(make_user()) | live.staff())
+    assert not Event.objects.exists()
