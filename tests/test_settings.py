@@ -5,7 +5,10 @@ import re
 import subprocess
 import sys
 
-from notifications.conf import DEFAULTS
+from django.conf import settings as django_settings
+from django.test import override_settings
+
+from notifications.conf import DEFAULTS, LOCAL_REDIS_URL, settings
 from tests.servers import BASE_DIR
 
 
@@ -59,7 +62,13 @@ def test_every_test_the_docs_name_exists():
     """A promise names the test that proves it: each named test (or test module)
     in the README and the docs exists, so a renamed test can't leave a promise
     pointing at nothing."""
-    docs = ["README.md", "docs/protocol.md", "docs/live-events.md"]
+    docs = [
+        "README.md",
+        "docs/install.md",
+        "docs/protocol.md",
+        "docs/live-events.md",
+        "docs/widget.md",
+    ]
     named = set()
     for doc in docs:
         named |= set(re.findall(r"`(test_\w+)", (BASE_DIR / doc).read_text()))
@@ -71,3 +80,18 @@ def test_every_test_the_docs_name_exists():
         if f"def {name}(" not in source and not (tests / f"{name}.py").exists()
     }
     assert not missing, f"the docs name tests that don't exist: {sorted(missing)}"
+
+
+def test_the_redis_url_has_one_default_and_an_app_setting():
+    """NOTIFICATIONS_REDIS_URL wins; without it the project's REDIS_URL; with
+    neither (a host project that never heard of Redis), the local default
+    rather than an AttributeError at the first publish."""
+    with override_settings(
+        NOTIFICATIONS_REDIS_URL="redis://app:6379/1", REDIS_URL="redis://site:6379/0"
+    ):
+        assert settings.REDIS_URL == "redis://app:6379/1"
+    with override_settings(REDIS_URL="redis://site:6379/0"):
+        assert settings.REDIS_URL == "redis://site:6379/0"
+    with override_settings():
+        del django_settings.REDIS_URL
+        assert settings.REDIS_URL == LOCAL_REDIS_URL

@@ -1,0 +1,256 @@
+"""
+The quick start of docs/install.md, as a new user would follow it: the built
+wheel in a fresh virtualenv, a stock ``django-admin startproject``, the
+documented snippets applied as written, Django and runwsserver started, and a
+notification sent with ``notify()`` received over a raw WebSocket and in
+Chromium's bell.
+"""
+
+import http.cookiejar
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from django.conf import settings
+from websockets.sync.client import connect
+
+from tests.distribution import build_wheel
+from tests.servers import BASE_DIR, free_port, wait_for_port
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "correct horse battery staple"
+QUICK_START = BASE_DIR / "docs" / "install.md"
+STEP_TIMEOUT = 300
+
+
+def quick_start_snippet(name: str) -> str:
+    """The code block that follows ``<!-- quickstart: name -->`` in the docs."""
+    text = QUICK_START.read_text()
+    match = re.search(
+        rf"<!-- quickstart: {name} -->\n```\w*\n(.*?)```", text, flags=re.S
+    )
+    assert match, f"docs/install.md has no '{name}' snippet"
+    return match.group(1)
+
+
+def run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        [str(part) for part in command],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=STEP_TIMEOUT,
+    )
+    assert result.returncode == 0, f"{command}: {result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@dataclass
+class Site:
+    """A stock project that followed the quick start, running."""
+
+    directory: Path
+    python: Path
+    env: dict[str, str]
+    url: str
+    ws_url: str
+
+    def manage(self, *args: str) -> str:
+        return run(self.python, "manage.py", *args, cwd=self.directory, env=self.env)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, redis_prefix) -> Iterator[Site]:
+    root = tmp_path_factory.mktemp("adoption")
+    wheel = build_wheel(root / "dist")
+    run(sys.executable, "-m", "venv", root / "env", cwd=root)
+    python = root / "env" / "bin" / "python"
+    run(python, "-m", "pip", "install", "-q", wheel, cwd=root)
+    run(root / "env" / "bin" / "django-admin", "startproject", "mysite", cwd=root)
+    directory = root / "mysite"
+    port, ws_port = free_port(), free_port()
+    url, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{ws_port}/ws"
+
+    # Step 2: the documented settings, then this test's own values (its
+    # ports, its Redis and key prefix, so parallel runs don't meet).
+    settings_file = directory / "mysite" / "settings.py"
+    settings_file.write_text(
+        settings_file.read_text()
+        + "\n"
+        + quick_start_snippet("settings")
+        + f"NOTIFICATIONS_REDIS_URL = {settings.REDIS_URL!r}\n"
+        + f"NOTIFICATIONS_REDIS_PREFIX = {redis_prefix + '-adoption'!r}\n"
+        + f"NOTIFICATIONS_WS_ORIGINS = [{url!r}]\n"
+        + f"NOTIFICATIONS_WS_URL = {ws_url!r}\n"
+        + "TEMPLATES[0]['DIRS'] = [BASE_DIR / 'templates']\n"
+    )
+    # Step 3: the URL include. The stock urls.py imports only ``path``.
+    urls_file = directory / "mysite" / "urls.py"
+    urls = urls_file.read_text()
+    urls = urls.replace(
+        "from django.urls import path", "from django.urls import include, path"
+    )
+    urls = urls.replace(
+        "urlpatterns = [\n",
+        "from django.views.generic import TemplateView\n\nurlpatterns = [\n"
+        + "    "
+        + quick_start_snippet("urls")
+        + "    path('', TemplateView.as_view(template_name='base.html')),\n",
+    )
+    urls_file.write_text(urls)
+    # Step 4: a base template with the tag.
+    (directory / "templates").mkdir()
+    (directory / "templates" / "base.html").write_text(
+        "<!doctype html><html lang='en'><head><title>My site</title></head><body>"
+        + quick_start_snippet("template")
+        + "</body></html>\n"
+    )
+    env = {
+        "PATH": f"{root / 'env' / 'bin'}:{os.environ['PATH']}",
+        "HOME": os.environ.get("HOME", str(root)),
+        "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
+    }
+    site = Site(directory, python, env, url, ws_url)
+    # Step 5: migrate, then both servers.
+    assert quick_start_snippet("run").split() == [
+        *("python", "manage.py", "migrate"),
+        *("python", "manage.py", "runwsserver"),
+    ]
+    site.manage("migrate", "--noinput")
+    site.manage(
+        "createsuperuser",
+        "--noinput",
+        "--username",
+        "alice",
+        "--email",
+        "a@example.com",
+    )
+    processes = [
+        subprocess.Popen(
+            [python, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+            cwd=directory,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            [python, "manage.py", "runwsserver", "--port", str(ws_port)],
+            cwd=directory,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+    ]
+    try:
+        wait_for_port(port, timeout=30)
+        wait_for_port(ws_port, timeout=30)
+        yield site
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def session_cookie(site: Site) -> str:
+    """Log in through the stock admin's login form; return the session key."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    login = f"{site.url}/admin/login/"
+    page = opener.open(login, timeout=10).read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    form = {"username": "alice", "password": PASSWORD, "csrfmiddlewaretoken": token}
+    request = urllib.request.Request(
+        f"{login}?next=/admin/",
+        data=urlencode(form).encode(),
+        headers={"Referer": login},
+    )
+    opener.open(request, timeout=10).read()
+    [session] = [cookie.value for cookie in jar if cookie.name == "sessionid"]
+    return session
+
+
+def notify_alice(site: Site, title: str) -> None:
+    site.manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model\n"
+        "from notifications import live\n"
+        f"live.notify({title!r}, to=live.users(get_user_model().objects.get(username='alice')))",
+    )
+
+
+def test_the_documented_quick_start_works_in_a_stock_project(site):
+    """A raw WebSocket client with the session cookie is welcomed, and a
+    notification sent with notify() in the project's shell arrives."""
+    cookie = session_cookie(site)
+    with connect(
+        site.ws_url,
+        origin=site.url,
+        additional_headers={"Cookie": f"sessionid={cookie}"},
+        open_timeout=10,
+    ) as socket:
+        socket.send(json.dumps({"type": "hello", "last_id": None}))
+        welcome = json.loads(socket.recv(timeout=10))
+        assert welcome["type"] == "welcome", welcome
+        assert welcome["user"]["username"] == "alice"
+        notify_alice(site, "Hello from notify()")
+        deadline = time.monotonic() + 10
+        while True:
+            frame = json.loads(
+                socket.recv(timeout=max(0.1, deadline - time.monotonic()))
+            )
+            if frame["type"] == "notification":
+                break
+        assert frame["title"] == "Hello from notify()"
+
+
+@pytest.mark.browser
+def test_the_stock_project_shows_the_notification_in_the_bell(site):
+    """The same project in Chromium: the admin's login, then the home page's
+    bell goes live and counts the notification."""
+    chromium = os.environ.get("CHROMIUM") or shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium, args=["--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page()
+        page.goto(f"{site.url}/admin/login/?next=/")
+        page.fill("input[name=username]", "alice")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("input[type=submit]")
+        bell = page.locator("[data-notifications=bell]")
+        bell.locator("[data-role=state][data-state=live]").wait_for(
+            state="attached", timeout=10_000
+        )
+        badge = bell.locator("[data-role=unread-count]")
+        before = int(badge.inner_text())
+        notify_alice(site, "Seen in the bell")
+        bell.locator("li.notification h2", has_text="Seen in the bell").wait_for(
+            state="attached", timeout=5_000
+        )
+        assert int(badge.inner_text()) == before + 1
+        bell.locator("[data-role=toggle]").click()
+        first = bell.locator("li.notification h2").first
+        assert first.inner_text() == "Seen in the bell"
+        browser.close()
