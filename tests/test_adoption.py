@@ -96,20 +96,15 @@ def site(tmp_path_factory, redis_prefix) -> Iterator[Site]:
         + f"NOTIFICATIONS_WS_URL = {ws_url!r}\n"
         + "TEMPLATES[0]['DIRS'] = [BASE_DIR / 'templates']\n"
     )
-    # Step 3: the URL include. The stock urls.py imports only ``path``.
+    # Step 3: the URL include, and a home page for the template of step 4.
     urls_file = directory / "mysite" / "urls.py"
-    urls = urls_file.read_text()
-    urls = urls.replace(
-        "from django.urls import path", "from django.urls import include, path"
-    )
-    urls = urls.replace(
-        "urlpatterns = [\n",
-        "from django.views.generic import TemplateView\n\nurlpatterns = [\n"
-        + "    "
+    urls_file.write_text(
+        urls_file.read_text()
+        + "\n"
         + quick_start_snippet("urls")
-        + "    path('', TemplateView.as_view(template_name='base.html')),\n",
+        + "from django.views.generic import TemplateView\n"
+        + "urlpatterns.append(path('', TemplateView.as_view(template_name='base.html')))\n"
     )
-    urls_file.write_text(urls)
     # Step 4: a base template with the tag.
     (directory / "templates").mkdir()
     (directory / "templates" / "base.html").write_text(
