@@ -13,9 +13,10 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
-from . import publishing, selectors, wire
+from . import hooks, publishing, selectors, wire
 from .models import Audience, Event, Level, Notification
 from .payloads import audience_spec
 from .registry import BUILTIN_EVENT_TYPES, RETRACTED, EventType
@@ -97,6 +98,9 @@ def send_event(
         event.permissions.set(permissions)
     _fan_out(event)
     transaction.on_commit(partial(publishing.publish_event, event), robust=True)
+    transaction.on_commit(
+        partial(hooks.send, hooks.notification_sent, Event, event=event), robust=True
+    )
     return event
 
 
@@ -180,6 +184,11 @@ def record_deliveries(
                 user_id__in=ids[start : start + chunk],
                 delivered_at__isnull=True,
             ).update(delivered_at=at)
+    hooks.send(
+        hooks.notification_delivered,
+        Notification,
+        acknowledged={event: sorted(users) for event, users in acknowledged.items()},
+    )
     return changed
 
 
@@ -238,7 +247,7 @@ def mark_read(*, user_id: int, event_id: int) -> InboxChange:
         changed = Notification.objects.filter(
             user_id=user_id, event_id=event_id, read_at__isnull=True
         ).update(read_at=timezone.now())
-        return _announce(user_id, changed, publishing.publish_read, ids=[event_id])
+        return _announce(user_id, changed, hooks.notification_read, ids=[event_id])
 
 
 def mark_all_read(*, user_id: int, up_to: int) -> InboxChange:
@@ -252,7 +261,7 @@ def mark_all_read(*, user_id: int, up_to: int) -> InboxChange:
         changed = Notification.objects.filter(
             user_id=user_id, event_id__lte=up_to, read_at__isnull=True
         ).update(read_at=timezone.now())
-        return _announce(user_id, changed, publishing.publish_read, up_to=up_to)
+        return _announce(user_id, changed, hooks.notification_read, up_to=up_to)
 
 
 def dismiss(*, user_id: int, event_id: int) -> InboxChange:
@@ -261,16 +270,35 @@ def dismiss(*, user_id: int, event_id: int) -> InboxChange:
         changed = Notification.objects.filter(
             user_id=user_id, event_id=event_id, dismissed_at__isnull=True
         ).update(dismissed_at=timezone.now())
-        return _announce(user_id, changed, publishing.publish_dismissed, ids=[event_id])
+        return _announce(user_id, changed, hooks.notification_dismissed, ids=[event_id])
+
+
+#: Who hears of a read-state change: every tab (over Redis), and receivers.
+_PUBLISHERS: dict[Signal, Callable[..., None]] = {
+    hooks.notification_read: publishing.publish_read,
+    hooks.notification_dismissed: publishing.publish_dismissed,
+}
 
 
 def _announce(
-    user_id: int, changed: int, publish: Callable[..., None], **fields: object
+    user_id: int, changed: int, signal: Signal, **fields: object
 ) -> InboxChange:
-    """Count what is unread now; if anything changed, tell every tab on commit."""
+    """Count what is unread now; if anything changed, say so on commit."""
     unread = selectors.unread_count(user_id=user_id)
     if changed:
+        publish = _PUBLISHERS[signal]
         transaction.on_commit(
             partial(publish, user_id, unread=unread, **fields), robust=True
+        )
+        transaction.on_commit(
+            partial(
+                hooks.send,
+                signal,
+                Notification,
+                user_id=user_id,
+                unread=unread,
+                **fields,
+            ),
+            robust=True,
         )
     return InboxChange(changed, unread)
