@@ -97,11 +97,14 @@ def send_event(
     if audience == Audience.PERMISSIONS:
         event.permissions.set(permissions)
     _fan_out(event)
-    transaction.on_commit(partial(publishing.publish_event, event), robust=True)
-    transaction.on_commit(
-        partial(hooks.send, hooks.notification_sent, Event, event=event), robust=True
-    )
+    transaction.on_commit(partial(_announce_sent, event), robust=True)
     return event
+
+
+def _announce_sent(event: Event) -> None:
+    """After the commit: publish to the open pages, then tell the receivers."""
+    publishing.publish_event(event)
+    hooks.send(hooks.notification_sent, Event, event=event)
 
 
 def send_push(
