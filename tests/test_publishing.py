@@ -27,8 +27,10 @@ from tests.factories import make_user
 PUBLISH_TIMEOUT = DEFAULTS["PUBLISH_TIMEOUT"]
 #: What the request that finds Redis hung may take: one timeout and a margin.
 FIRST_REQUEST_BOUND = 0.25
-#: What the sends after it may take while the breaker skips Redis.
-SKIPPED_REQUEST_BOUND = 0.02
+#: What the sends after it may take while the breaker skips Redis: half a
+#: timeout, so one that waited for Redis fails, while a PostgreSQL commit on
+#: a busy 2-core machine (20.07 ms once, against the 20 ms this was) passes.
+SKIPPED_REQUEST_BOUND = PUBLISH_TIMEOUT / 2
 #: The breaker's cooldown in these tests (5 s by default).
 COOLDOWN = 0.5
 
