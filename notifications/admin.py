@@ -13,6 +13,7 @@ will see, and sends the same notification to the admin alone.
 
 from django import forms
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern, path
 from django.utils.formats import date_format
@@ -71,7 +72,10 @@ class EventAdmin(admin.ModelAdmin):
     actions = ["retract", "send_again"]
     search_fields = ["title", "body"]
     filter_horizontal = ["groups", "permissions"]
-    autocomplete_fields = ["users"]
+    # Picking among every user needs a search: autocomplete when the user
+    # model's admin has search_fields (Django's own does), else raw ids
+    # rather than admin.E039 in a project whose user admin has none.
+    raw_id_fields = ["users"]
     readonly_fields = [
         "created_by",
         "created_at",
@@ -79,6 +83,10 @@ class EventAdmin(admin.ModelAdmin):
         "retracted_by",
         "delivery",
     ]
+
+    def get_autocomplete_fields(self, request: HttpRequest) -> list[str]:
+        user_admin = self.admin_site._registry.get(get_user_model())
+        return ["users"] if user_admin is not None and user_admin.search_fields else []
 
     @admin.display(description="Delivery")
     def delivery(self, event: Event) -> str:
