@@ -11,6 +11,12 @@ for (const root of document.querySelectorAll("[data-notifications=bell]")) {
   function setOpen(open) {
     panel.hidden = !open;
     toggle.setAttribute("aria-expanded", String(open));
+    // The panel hangs from the bell's right edge; a bell near the left of
+    // the page would push it off screen, so it hangs from the left there.
+    if (open) {
+      panel.classList.remove("start");
+      if (panel.getBoundingClientRect().left < 0) panel.classList.add("start");
+    }
   }
 
   toggle.addEventListener("click", () => setOpen(panel.hidden));
