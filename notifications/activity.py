@@ -59,7 +59,10 @@ def activity_payload(entry: LogEntry) -> dict[str, Any]:
         "action": ACTIONS.get(entry.action_flag, "change"),
         "change_message": entry.get_change_message()[:MAX_CHANGE_MESSAGE],
         "time": entry.action_time.isoformat(),
-        "user": {"id": entry.user_id, "username": entry.user.get_username()},
+        "user": {
+            "id": wire.user_key(entry.user_id),
+            "username": entry.user.get_username(),
+        },
         "admin_url": entry.get_admin_url() or "",
     }
 

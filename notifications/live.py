@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from django.contrib.auth import get_permission_codename, get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
@@ -101,9 +102,12 @@ def superusers() -> Recipients:
     return Recipients(wire.AudienceSpec(superusers=True))
 
 
-def users(*users: AbstractBaseUser | int) -> Recipients:
-    """These users (instances or primary keys)."""
-    return Recipients(wire.AudienceSpec(users=_primary_keys(users, "user")))
+def users(*users: AbstractBaseUser | wire.UserKey | UUID) -> Recipients:
+    """These users (instances or primary keys, of any type)."""
+    keys = frozenset(map(wire.user_key, users))
+    if not keys:
+        raise ValueError("name at least one user")
+    return Recipients(wire.AudienceSpec(users=keys))
 
 
 def groups(*groups: Group | int) -> Recipients:

@@ -9,6 +9,7 @@ from .wire import (
     audience_from_data,
     event_message,
     push_message,
+    user_key,
 )
 
 __all__ = [
@@ -80,10 +81,10 @@ def audience_spec(event: Event, *, prefetched: bool = False) -> AudienceSpec:
         )
     if event.audience == Audience.GROUPS:
         return AudienceSpec(groups=_ids(event.groups, prefetched))
-    return AudienceSpec(users=_ids(event.users, prefetched))
+    return AudienceSpec(users=frozenset(map(user_key, _ids(event.users, prefetched))))
 
 
-def _ids(related: Any, prefetched: bool) -> frozenset[int]:
+def _ids(related: Any, prefetched: bool) -> frozenset[Any]:
     if prefetched:
         return frozenset(item.pk for item in related.all())
     return frozenset(related.values_list("pk", flat=True))

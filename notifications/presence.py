@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from django.contrib.auth import get_user_model
 
 from .broker import get_redis, presence_registry_key
+from .wire import UserKey, user_key
 
 __all__ = ["Online", "PresenceUnavailable", "is_online", "online"]
 
@@ -32,7 +34,7 @@ class PresenceUnavailable(Exception):
 class Online:
     """Connections by user id, across ``processes`` ws_server processes."""
 
-    connections: dict[int, int]
+    connections: dict[UserKey, int]
     processes: int
 
     @property
@@ -47,16 +49,18 @@ class Online:
 def online() -> Online:
     """Who is connected now, and how many connections each has."""
     hashes = _ask_live_processes(lambda pipe, key: pipe.hgetall(key))
-    connections: dict[int, int] = {}
+    connections: dict[UserKey, int] = {}
+    to_python = get_user_model()._meta.pk.to_python
     for counts in hashes:
-        for user_id, count in counts.items():
-            connections[int(user_id)] = connections.get(int(user_id), 0) + int(count)
+        for field, count in counts.items():
+            user_id = user_key(to_python(field))
+            connections[user_id] = connections.get(user_id, 0) + int(count)
     return Online(connections=connections, processes=len(hashes))
 
 
 def is_online(user: Any) -> bool:
     """Tell whether ``user`` (an instance or a primary key) has a connection now."""
-    user_id = str(getattr(user, "pk", user))
+    user_id = str(user_key(user))
     return any(_ask_live_processes(lambda pipe, key: pipe.hget(key, user_id)))
 
 

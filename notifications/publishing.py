@@ -50,19 +50,23 @@ def publish_push(message: str, *, what: str) -> None:
 
 
 def publish_read(
-    user_id: int, *, ids: list[int] | None = None, up_to: int | None = None, unread: int
+    user_id: object,
+    *,
+    ids: list[int] | None = None,
+    up_to: int | None = None,
+    unread: int,
 ) -> None:
     """Tell every open tab of ``user_id`` that notifications were read."""
     with _publishing(f"read state of user {user_id}"):
         frame = wire.encode_read_state(ids=ids, up_to=up_to, unread=unread)
-        _xadd(wire.encode_for_user(user_id, frame))
+        _xadd(wire.encode_for_user(wire.user_key(user_id), frame))
 
 
-def publish_dismissed(user_id: int, *, ids: list[int], unread: int) -> None:
+def publish_dismissed(user_id: object, *, ids: list[int], unread: int) -> None:
     """Tell every open tab of ``user_id`` that notifications were dismissed."""
     with _publishing(f"dismissal for user {user_id}"):
         frame = wire.encode_dismissed(ids=ids, unread=unread)
-        _xadd(wire.encode_for_user(user_id, frame))
+        _xadd(wire.encode_for_user(wire.user_key(user_id), frame))
 
 
 def publish_session_ended(session_key: str) -> None:
@@ -72,10 +76,10 @@ def publish_session_ended(session_key: str) -> None:
         _xadd(wire.encode_session_ended(session_digest(session_key)))
 
 
-def publish_user_changed(user_id: int) -> None:
-    """Make every ws_server re-check the connections of ``user_id``."""
+def publish_user_changed(user_id: object) -> None:
+    """Make every ws_server re-check the connections of ``user_id`` (a pk)."""
     with _publishing(f"change of user {user_id}"):
-        _xadd(wire.encode_user_changed(user_id))
+        _xadd(wire.encode_user_changed(wire.user_key(user_id)))
 
 
 def publish_group_changed(group_id: int) -> None:

@@ -16,6 +16,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from .models import Audience, Event, Notification
+from .wire import UserKey, user_key
 
 #: Primary keys: a list, or a ``values("pk")`` queryset (kept a subquery).
 Ids = Collection[int] | QuerySet
@@ -122,7 +123,7 @@ def _visible(**filters: object) -> QuerySet:
 
 
 def inbox(
-    *, user_id: int, before: int | None = None, limit: int = 20
+    *, user_id: object, before: int | None = None, limit: int = 20
 ) -> list[Notification]:
     """Return one page of the inbox, newest first, older than event ``before``."""
     notifications = _visible(user_id=user_id).select_related("event")
@@ -131,13 +132,18 @@ def inbox(
     return list(notifications.order_by("-event_id")[:limit])
 
 
-def unread_count(*, user_id: int) -> int:
+def unread_count(*, user_id: object) -> int:
     """Count unread notifications (served by the partial ``notification_unread`` index)."""
     return _visible(user_id=user_id).filter(read_at__isnull=True).count()
 
 
-def unread_counts(*, user_ids: Collection[int]) -> dict[int, int]:
-    """``unread_count`` for many users in one query (the ws_server batches)."""
+def unread_counts(*, user_ids: Collection[UserKey]) -> dict[UserKey, int]:
+    """
+    ``unread_count`` for many users in one query (the ws_server batches).
+
+    These, and the two below, answer by user key (``wire.user_key``), the
+    form the ws_server asks in, whatever type the database returns.
+    """
     counts = (
         _visible(user_id__in=user_ids, read_at__isnull=True)
         .order_by()
@@ -145,17 +151,19 @@ def unread_counts(*, user_ids: Collection[int]) -> dict[int, int]:
         .annotate(unread=Count("pk"))
         .values_list("user_id", "unread")
     )
-    return dict.fromkeys(user_ids, 0) | dict(counts)
+    return dict.fromkeys(user_ids, 0) | {user_key(pk): n for pk, n in counts}
 
 
-def missed_event_ids(*, after: dict[int, int], limit: int) -> dict[int, list[int]]:
+def missed_event_ids(
+    *, after: Mapping[UserKey, int], limit: int
+) -> dict[UserKey, list[int]]:
     """
     The ids of up to ``limit`` events each user missed, oldest first, in one query.
 
     ``after`` maps each user id to the last event id that user has seen; the
     ws_server batches resuming connections through this.
     """
-    missed: dict[int, list[int]] = {user_id: [] for user_id in after}
+    missed: dict[UserKey, list[int]] = {user_id: [] for user_id in after}
     if not after:
         return missed
     newer = Q()
@@ -172,11 +180,13 @@ def missed_event_ids(*, after: dict[int, int], limit: int) -> dict[int, list[int
         .values_list("user_id", "event_id")
     )
     for user_id, event_id in rows:
-        missed[user_id].append(event_id)
+        missed[user_key(user_id)].append(event_id)
     return missed
 
 
-def read_among(*, missed: Mapping[int, Collection[int]]) -> set[tuple[int, int]]:
+def read_among(
+    *, missed: Mapping[UserKey, Collection[int]]
+) -> set[tuple[UserKey, int]]:
     """
     The (user id, event id) pairs of ``missed`` (event ids by user) that the
     user has read: a replay carries one frame per event for everyone, and
@@ -188,11 +198,10 @@ def read_among(*, missed: Mapping[int, Collection[int]]) -> set[tuple[int, int]]
             pairs |= Q(user_id=user_id, event_id__in=event_ids)
     if not pairs:
         return set()
-    return set(
-        Notification.objects.filter(pairs, read_at__isnull=False).values_list(
-            "user_id", "event_id"
-        )
+    rows = Notification.objects.filter(pairs, read_at__isnull=False).values_list(
+        "user_id", "event_id"
     )
+    return {(user_key(user_id), event_id) for user_id, event_id in rows}
 
 
 def events_by_id(*, ids: Collection[int]) -> dict[int, Event]:

@@ -171,7 +171,10 @@ def announce_retraction(event: Event) -> None:
 
 
 def record_deliveries(
-    *, acknowledged: Mapping[int, Collection[int]], at: datetime, chunk: int = 1_000
+    *,
+    acknowledged: Mapping[int, Collection[wire.UserKey]],
+    at: datetime,
+    chunk: int = 1_000,
 ) -> int:
     """
     Mark delivered the notifications clients acknowledged: ``acknowledged``
@@ -244,7 +247,7 @@ class InboxChange:
         return self.changed > 0
 
 
-def mark_read(*, user_id: int, event_id: int) -> InboxChange:
+def mark_read(*, user_id: object, event_id: int) -> InboxChange:
     """Mark one notification read."""
     with transaction.atomic():
         changed = Notification.objects.filter(
@@ -253,7 +256,7 @@ def mark_read(*, user_id: int, event_id: int) -> InboxChange:
         return _announce(user_id, changed, hooks.notification_read, ids=[event_id])
 
 
-def mark_all_read(*, user_id: int, up_to: int) -> InboxChange:
+def mark_all_read(*, user_id: object, up_to: int) -> InboxChange:
     """
     Mark read every notification up to event ``up_to``.
 
@@ -267,7 +270,7 @@ def mark_all_read(*, user_id: int, up_to: int) -> InboxChange:
         return _announce(user_id, changed, hooks.notification_read, up_to=up_to)
 
 
-def dismiss(*, user_id: int, event_id: int) -> InboxChange:
+def dismiss(*, user_id: object, event_id: int) -> InboxChange:
     """Archive one notification out of the inbox."""
     with transaction.atomic():
         changed = Notification.objects.filter(
@@ -284,7 +287,7 @@ _PUBLISHERS: dict[Signal, Callable[..., None]] = {
 
 
 def _announce(
-    user_id: int, changed: int, signal: Signal, **fields: object
+    user_id: object, changed: int, signal: Signal, **fields: object
 ) -> InboxChange:
     """Count what is unread now; if anything changed, say so on commit."""
     unread = selectors.unread_count(user_id=user_id)

@@ -20,6 +20,7 @@ from django.http import HttpRequest
 
 from .broker import get_redis, ticket_key
 from .conf import settings
+from .wire import UserKey, parse_user_key, user_key
 
 __all__ = ["InvalidTicket", "TicketClaims", "issue_ticket", "load_ticket"]
 
@@ -28,7 +29,7 @@ SALT = "notifications.tickets"
 
 @dataclass(frozen=True, slots=True)
 class TicketClaims:
-    user_id: int
+    user_id: UserKey
     nonce: str
 
 
@@ -49,7 +50,7 @@ def issue_ticket(request: HttpRequest) -> str:
         raise ValueError("issue_ticket() needs a saved session")
     nonce = secrets.token_urlsafe(18)
     get_redis().set(ticket_key(nonce), session_key, ex=settings.TICKET_MAX_AGE)
-    return signing.dumps({"u": request.user.pk, "n": nonce}, salt=SALT)
+    return signing.dumps({"u": user_key(request.user), "n": nonce}, salt=SALT)
 
 
 def load_ticket(ticket: str) -> TicketClaims:
@@ -61,6 +62,6 @@ def load_ticket(ticket: str) -> TicketClaims:
     except signing.BadSignature:
         raise InvalidTicket("bad signature") from None
     try:
-        return TicketClaims(user_id=int(data["u"]), nonce=str(data["n"]))
+        return TicketClaims(user_id=parse_user_key(data["u"]), nonce=str(data["n"]))
     except (KeyError, TypeError, ValueError):
         raise InvalidTicket("malformed") from None

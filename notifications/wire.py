@@ -43,6 +43,7 @@ __all__ = [
     "UnknownVersion",
     "UserChanged",
     "UserFrame",
+    "UserKey",
     "audience_data",
     "audience_from_data",
     "decode_redis",
@@ -61,12 +62,35 @@ __all__ = [
     "encode_welcome",
     "event_message",
     "parse_client_message",
+    "parse_user_key",
     "push_message",
+    "user_key",
 ]
 
 VERSION = 1
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+#: A user's primary key as it travels outside the ORM (Redis messages,
+#: tickets, frames, the ws_server's indexes): an integer pk as it is, any
+#: other (UUID, string) as its string form. One form, so that a key read
+#: back from JSON matches the one the ws_server indexed.
+UserKey = int | str
+
+
+def user_key(pk: Any) -> UserKey:
+    """The key of a user's primary key (or of a user: its ``pk``)."""
+    pk = getattr(pk, "pk", pk)
+    if isinstance(pk, bool):
+        raise ValueError(f"not a user id: {pk!r}")
+    return pk if isinstance(pk, int) else str(pk)
+
+
+def parse_user_key(value: Any) -> UserKey:
+    """A user key read from a message: an int or a string, nothing else."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"not a user id: {value!r}")
+    return value
 
 
 class CloseCode(IntEnum):
@@ -109,7 +133,7 @@ class AudienceSpec:
     staff: bool = False
     superusers: bool = False
     groups: frozenset[int] = frozenset()
-    users: frozenset[int] = frozenset()
+    users: frozenset[UserKey] = frozenset()
     permissions: frozenset[str] = frozenset()
 
 
@@ -138,7 +162,7 @@ class EventMessage:
 class UserFrame:
     """A frame for every open tab of one user (read state, unread count)."""
 
-    user_id: int
+    user_id: UserKey
     frame: str
 
 
@@ -153,7 +177,7 @@ class SessionEnded:
 class UserChanged:
     """A user's credentials, activity or permissions changed: re-check them."""
 
-    user_id: int
+    user_id: UserKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +243,7 @@ def audience_from_data(data: dict[str, Any]) -> AudienceSpec:
         staff=bool(data["staff"]),
         superusers=bool(data.get("superusers", False)),
         groups=frozenset(map(int, data["groups"])),
-        users=frozenset(map(int, data["users"])),
+        users=frozenset(map(parse_user_key, data["users"])),
         permissions=frozenset(map(str, data.get("permissions", ()))),
     )
 
@@ -245,7 +269,7 @@ def push_message(push: dict[str, Any], audience: AudienceSpec) -> EventMessage:
     )
 
 
-def encode_for_user(user_id: int, frame: str) -> str:
+def encode_for_user(user_id: UserKey, frame: str) -> str:
     """Encode a client frame for Redis, addressed to every tab of ``user_id``."""
     return _dumps({"v": VERSION, "type": "user", "user": user_id, "frame": frame})
 
@@ -254,7 +278,7 @@ def encode_session_ended(session_digest: str) -> str:
     return _dumps({"v": VERSION, "type": "session_ended", "session": session_digest})
 
 
-def encode_user_changed(user_id: int) -> str:
+def encode_user_changed(user_id: UserKey) -> str:
     return _dumps({"v": VERSION, "type": "user_changed", "user": user_id})
 
 
@@ -284,11 +308,11 @@ def decode_redis(raw: str | bytes) -> RedisMessage:
     if kind == "push":
         return push_message(data["push"], audience_from_data(data["audience"]))
     if kind == "user":
-        return UserFrame(user_id=int(data["user"]), frame=str(data["frame"]))
+        return UserFrame(user_id=parse_user_key(data["user"]), frame=str(data["frame"]))
     if kind == "session_ended":
         return SessionEnded(session=str(data["session"]))
     if kind == "user_changed":
-        return UserChanged(user_id=int(data["user"]))
+        return UserChanged(user_id=parse_user_key(data["user"]))
     if kind == "group_changed":
         return GroupChanged(group_id=int(data["group"]))
     raise ValueError(f"unknown message type: {kind!r}")
@@ -321,7 +345,12 @@ def encode_frame(message: EventMessage, *, cursor: int | None) -> str:
 
 
 def encode_welcome(
-    *, user_id: int, username: str, unread: int, cursor: int, read: Sequence[int] = ()
+    *,
+    user_id: UserKey,
+    username: str,
+    unread: int,
+    cursor: int,
+    read: Sequence[int] = (),
 ) -> str:
     """``read``: the replayed notifications this user has read already."""
     return _dumps(

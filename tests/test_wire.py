@@ -1,6 +1,7 @@
 """The wire format: what crosses Redis and the WebSocket, and how bad frames fail."""
 
 import json
+import uuid
 
 import pytest
 from hypothesis import given
@@ -264,3 +265,29 @@ def test_ack_carries_up_to_max_ack_ids():
     for ids in ([], list(range(wire.MAX_ACK_IDS + 1)), ["3"], [True], None):
         with pytest.raises(wire.ProtocolError):
             wire.parse_client_message(json.dumps({"type": "ack", "ids": ids}))
+
+
+def test_a_user_key_is_the_integer_pk_or_the_string_of_any_other():
+    """One form for user ids outside the ORM, so a UUID-keyed user's messages
+    match the ws_server's index: ints stay ints, anything else is its str."""
+    uid = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    assert wire.user_key(7) == 7
+    assert wire.user_key(uid) == "12345678-1234-5678-1234-567812345678"
+    assert wire.user_key("alice") == "alice"
+    with pytest.raises(ValueError, match="not a user id"):
+        wire.user_key(True)
+    spec = wire.AudienceSpec(users=frozenset({wire.user_key(uid), "bob"}))
+    assert (
+        wire.audience_from_data(json.loads(json.dumps(wire.audience_data(spec))))
+        == spec
+    )
+    message = wire.decode_redis(wire.encode_user_changed(wire.user_key(uid)))
+    assert message == wire.UserChanged(user_id=str(uid))
+
+
+@pytest.mark.parametrize("bad", [True, 1.5, None, ["7"], {"id": 7}])
+def test_a_user_id_in_a_message_is_an_int_or_a_string(bad):
+    """Anything else is malformed (the relay drops it), not coerced: a float
+    1e400 would otherwise become the key "inf"."""
+    with pytest.raises(ValueError, match="not a user id"):
+        wire.parse_user_key(bad)

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from django.utils import timezone
 
 from notifications import services
+from notifications.wire import UserKey
 
 from .db import DatabaseUnavailable, run_orm
 
@@ -44,11 +45,11 @@ class Acknowledgements:
         self.limit = limit
         self._full = asyncio.Event()
         # Event id -> the users who acknowledged it since the last write.
-        self._pending: dict[int, set[int]] = {}
+        self._pending: dict[int, set[UserKey]] = {}
         self._size = 0
         self._dropped = 0
 
-    def acknowledge(self, user_id: int, event_ids: Iterable[int]) -> None:
+    def acknowledge(self, user_id: UserKey, event_ids: Iterable[int]) -> None:
         """Note that ``user_id`` received ``event_ids``; never waits."""
         for event_id in event_ids:
             if self._size >= self.limit:
@@ -99,6 +100,6 @@ class Acknowledgements:
             raise
         logger.debug("recorded %d delivery acknowledgement(s)", size)
 
-    def acknowledge_all(self, event_id: int, user_ids: Iterable[int]) -> None:
+    def acknowledge_all(self, event_id: int, user_ids: Iterable[UserKey]) -> None:
         for user_id in user_ids:
             self.acknowledge(user_id, (event_id,))

@@ -45,6 +45,7 @@ from redis.exceptions import RedisError
 from notifications.broker import ticket_key
 from notifications.publishing import session_digest
 from notifications.tickets import InvalidTicket, load_ticket
+from notifications.wire import UserKey, user_key
 
 from .redis_calls import redis_call
 
@@ -66,7 +67,7 @@ class AuthenticationFailed(Exception):
 class Principal:
     """Who a connection acts for, and what decides which events reach it."""
 
-    user_id: int
+    user_id: UserKey
     username: str
     is_staff: bool
     group_ids: frozenset[int]
@@ -125,7 +126,7 @@ def authenticate_sessions(
             )
         else:
             results[key] = Principal(
-                user_id=user.pk,
+                user_id=user_key(user),
                 username=user.get_username(),
                 is_staff=user.is_staff,
                 group_ids=group_ids.get(user.pk, frozenset()),
@@ -321,7 +322,7 @@ def _session_hash_matches(user: Any, session_hash: str | None) -> bool:
     )
 
 
-async def redeem_ticket(ticket: str, redis: Redis) -> tuple[str, int]:
+async def redeem_ticket(ticket: str, redis: Redis) -> tuple[str, UserKey]:
     """
     Return the session key a ticket was issued from and the user it was issued
     to (the session must still belong to them), or raise AuthenticationFailed.

@@ -41,6 +41,7 @@ from notifications.wire import (
     MarkAllRead,
     MarkRead,
     ProtocolError,
+    UserKey,
     encode_error,
     encode_frame,
     encode_notification,
@@ -215,7 +216,7 @@ class Handler:
     ) -> Principal | None:
         """Authenticate with the ticket if any, else the handshake's cookie."""
         session_key: str | None
-        ticket_user: int | None = None
+        ticket_user: UserKey | None = None
         try:
             if hello.ticket is not None:
                 async with asyncio.timeout(settings.REDIS_TIMEOUT):
@@ -341,7 +342,7 @@ class Handler:
                 )
 
 
-def apply_command(user_id: int, message: MarkRead | MarkAllRead | Dismiss) -> None:
+def apply_command(user_id: UserKey, message: MarkRead | MarkAllRead | Dismiss) -> None:
     """Blocking: apply a client's read-state command for ``user_id``."""
     if isinstance(message, MarkRead):
         services.mark_read(user_id=user_id, event_id=message.event_id)
@@ -352,8 +353,8 @@ def apply_command(user_id: int, message: MarkRead | MarkAllRead | Dismiss) -> No
 
 
 def load_catchups(
-    requests: Sequence[tuple[int, int | None]], limit: int
-) -> dict[tuple[int, int | None], Catchup]:
+    requests: Sequence[tuple[UserKey, int | None]], limit: int
+) -> dict[tuple[UserKey, int | None], Catchup]:
     """
     What each (user id, last seen event id) request missed, and its unread count.
 
@@ -364,13 +365,13 @@ def load_catchups(
     (two tabs) is asked separately: the shared query keeps one per user.
     """
     unread = selectors.unread_counts(user_ids={user_id for user_id, _ in requests})
-    positions: dict[int, set[int]] = {}
+    positions: dict[UserKey, set[int]] = {}
     for user_id, last_id in requests:
         if last_id is not None:
             positions.setdefault(user_id, set()).add(last_id)
     shared = {user_id: min(ids) for user_id, ids in positions.items() if len(ids) == 1}
     shared_missed = selectors.missed_event_ids(after=shared, limit=limit + 1)
-    missed: dict[tuple[int, int], list[int]] = {}
+    missed: dict[tuple[UserKey, int], list[int]] = {}
     for user_id, last_id in requests:
         if last_id is None:
             continue
@@ -386,10 +387,10 @@ def load_catchups(
         event_id: encode_notification(event_payload(event), cursor=None)
         for event_id, event in events.items()
     }
-    by_user: dict[int, set[int]] = {}
+    by_user: dict[UserKey, set[int]] = {}
     for (user_id, _last_id), event_ids in missed.items():
         by_user.setdefault(user_id, set()).update(event_ids)
-    read: dict[int, set[int]] = {}
+    read: dict[UserKey, set[int]] = {}
     for user_id, event_id in selectors.read_among(missed=by_user):
         read.setdefault(user_id, set()).add(event_id)
     pushes, pushes_overflow = _load_pushes(

@@ -15,13 +15,13 @@ from typing import TypeVar
 
 from websockets.asyncio.server import ServerConnection
 
-from notifications.wire import AudienceSpec
+from notifications.wire import AudienceSpec, UserKey
 
 from .auth import Principal
 
 __all__ = ["Client", "Hub", "includes"]
 
-K = TypeVar("K", int, str)
+K = TypeVar("K", bound=int | str)
 
 
 class Client:
@@ -94,7 +94,7 @@ class Hub:
         self._all: set[Client] = set()
         self._staff: set[Client] = set()
         self._superusers: set[Client] = set()
-        self._by_user: defaultdict[int, set[Client]] = defaultdict(set)
+        self._by_user: defaultdict[UserKey, set[Client]] = defaultdict(set)
         self._by_group: defaultdict[int, set[Client]] = defaultdict(set)
         self._by_session: defaultdict[str, set[Client]] = defaultdict(set)
         self._by_permission: defaultdict[str, set[Client]] = defaultdict(set)
@@ -162,7 +162,7 @@ class Hub:
             return parts[0]
         return set().union(*parts)
 
-    def of_user(self, user_id: int) -> list[Client]:
+    def of_user(self, user_id: UserKey) -> list[Client]:
         return list(self._by_user.get(user_id, ()))
 
     def of_group(self, group_id: int) -> list[Client]:
@@ -171,7 +171,7 @@ class Hub:
     def of_session(self, digest: str) -> list[Client]:
         return list(self._by_session.get(digest, ()))
 
-    def count_of_user(self, user_id: int) -> int:
+    def count_of_user(self, user_id: UserKey) -> int:
         return len(self._by_user.get(user_id, ()))
 
     def clients(self) -> list[Client]:

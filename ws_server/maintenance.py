@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from notifications.wire import CloseCode
+from notifications.wire import CloseCode, UserKey
 
 from .auth import AuthenticationFailed, Principal, authenticate_sessions
 from .db import DatabaseUnavailable, run_orm
@@ -60,13 +60,13 @@ class Revocations:
         self.horizon = horizon
         self.size = size
         self._ended: OrderedDict[str, float] = OrderedDict()
-        self._changed: OrderedDict[int, float] = OrderedDict()
+        self._changed: OrderedDict[UserKey, float] = OrderedDict()
         self._groups_changed: OrderedDict[int, float] = OrderedDict()
 
     def session_ended(self, digest: str, now: float) -> None:
         self._remember(self._ended, digest, now)
 
-    def user_changed(self, user_id: int, now: float) -> None:
+    def user_changed(self, user_id: UserKey, now: float) -> None:
         self._remember(self._changed, user_id, now)
 
     def group_changed(self, group_id: int, now: float) -> None:
@@ -100,12 +100,12 @@ class Rechecker:
         self.hub = hub
         self.revocations = revocations
         self.interval = interval
-        self._users: set[int] = set()
+        self._users: set[UserKey] = set()
         self._everyone = False
         self._wake = asyncio.Event()
         self._scanned_at = 0.0
 
-    def request(self, user_id: int) -> None:
+    def request(self, user_id: UserKey) -> None:
         """Re-check ``user_id``'s connections soon (coalesced)."""
         self._users.add(user_id)
         self._wake.set()
