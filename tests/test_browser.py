@@ -72,7 +72,8 @@ def test_notification_arrives_live_and_is_marked_read(
 def test_admin_sends_from_the_admin_and_user_sees_it(
     browser, live_server, browser_ws_server
 ):
-    """The demo flow: an admin sends from the Django admin; a user's page shows it."""
+    """The demo flow: an admin sends from the Django admin; a user's page shows
+    it, with a toast and the badge."""
     make_user(username="alice")
     make_user(username="admin", staff=True, is_superuser=True)
     url = base_url(live_server, "127.0.0.1")
@@ -93,6 +94,8 @@ def test_admin_sends_from_the_admin_and_user_sees_it(
         timeout=2_000
     )
     assert user_page.inner_text("#unread-count") == "1"
+    toast = user_page.locator(".toast", has_text="Coffee in the kitchen")
+    toast.wait_for(timeout=2_000)
     user_context.close()
     admin_context.close()
 

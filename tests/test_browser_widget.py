@@ -5,13 +5,14 @@ desktop widths.
 """
 
 import os
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
-from notifications import services
+from notifications import selectors, services
 from notifications.models import Event
 from tests.browser import (
     axe_script,
@@ -185,3 +186,23 @@ def test_the_bell_passes_an_axe_audit_and_fits_the_screen(
     folder.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(folder / f"bell-{name}.png"))
     context.close()
+
+
+def test_following_a_notification_link_marks_it_read(
+    browser, live_server, browser_ws_server
+):
+    """Clicking a notification's title opens its URL and marks it read."""
+    alice = make_user(username="alice")
+    page = browser.new_page()
+    url = base_url(live_server, "127.0.0.1")
+    log_in(page, url, "alice")
+    bell = open_bell(page, url)
+    event = services.send_event(title="Your report", url=f"{url}/demo/live/")
+    bell.locator("[data-role=toggle]").click()
+    bell.locator(f"li[data-id='{event.pk}'] h2 a").click()
+    page.wait_for_url("**/demo/live/")
+    deadline = time.monotonic() + 3
+    while selectors.unread_count(user_id=alice.pk):
+        assert time.monotonic() < deadline, "following the link left it unread"
+        time.sleep(0.1)
+    page.close()

@@ -62,6 +62,11 @@ export function mountFeed(root, config) {
       link.href = notification.url;
       link.rel = "noopener";
       link.textContent = notification.title;
+      // Following the link is reading it. Over the socket the command is out
+      // before the page unloads; over HTTP, keepalive lets it finish.
+      link.addEventListener("click", () => {
+        if (item.classList.contains("unread")) markRead(notification.id).catch(() => {});
+      });
       title.replaceChildren(link);
     }
     const body = document.createElement("p");
@@ -187,10 +192,11 @@ export function mountFeed(root, config) {
     moreToasts.textContent = `and ${hiddenToasts} more`;
   }
 
-  async function api(url, { method = "GET", body } = {}) {
+  async function api(url, { method = "GET", body, keepalive = false } = {}) {
     const response = await fetch(url, {
       method,
       body,
+      keepalive,
       credentials: "same-origin",
       headers: method === "GET" ? {} : { "X-CSRFToken": csrfToken },
     });
@@ -297,7 +303,7 @@ export function mountFeed(root, config) {
   async function markRead(id) {
     if (send({ type: "mark_read", id })) return;
     const readUrl = config.readUrlTemplate.replace("{id}", String(id));
-    applyRead({ ids: [id], ...(await api(readUrl, { method: "POST" })) });
+    applyRead({ ids: [id], ...(await api(readUrl, { method: "POST", keepalive: true })) });
   }
 
   async function dismiss(id) {
