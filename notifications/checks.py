@@ -5,12 +5,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.apps import AppConfig
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 from .registry import declared_event_types
+from .usermodel import AUDIENCE_FIELDS, has_field
 
-__all__ = ["check_event_types", "check_package_conflict"]
+__all__ = ["check_event_types", "check_package_conflict", "check_user_model"]
 
 
 @register()
@@ -52,4 +53,22 @@ def check_package_conflict(
             hint="Uninstall both, then install only one of them.",
             id="notifications.E002",
         )
+    ]
+
+
+@register()
+def check_user_model(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[Warning]:
+    """``notifications.W001``: an audience the user model can't have members of."""
+    return [
+        Warning(
+            f"The user model has no {field!r} field: the {audience!r} audience "
+            "reaches nobody.",
+            hint="Send to users or everyone instead, or add the field "
+            "(PermissionsMixin gives is_superuser, groups and user_permissions).",
+            id="notifications.W001",
+        )
+        for audience, field in AUDIENCE_FIELDS.items()
+        if not has_field(field)
     ]

@@ -16,6 +16,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from .models import Audience, Event, Notification
+from .usermodel import AUDIENCE_FIELDS, has_field
 from .wire import UserKey, user_key
 
 #: Primary keys: a list, or a ``values("pk")`` queryset (kept a subquery).
@@ -58,9 +59,14 @@ def resolve_audience(
     are primary keys, as a list or a ``values("pk")`` queryset.
     """
     user_model = get_user_model()
-    active = user_model._default_manager.filter(is_active=True)
+    active = user_model._default_manager.all()
+    if has_field("is_active"):
+        active = active.filter(is_active=True)
     if audience == Audience.EVERYONE:
         return active
+    if audience in AUDIENCE_FIELDS and not has_field(AUDIENCE_FIELDS[audience]):
+        # A user model without the field (notifications.W001): nobody.
+        return active.none()
     if audience == Audience.STAFF:
         return active.filter(is_staff=True)
     if audience == Audience.SUPERUSERS:
@@ -83,11 +89,16 @@ def _holds_any(permissions: Ids) -> Q:
     direct = user_model.user_permissions.through.objects.filter(
         permission__in=permissions
     ).values("user")
-    groups = Group.permissions.through.objects.filter(
-        permission__in=permissions
-    ).values("group")
-    members = user_model.groups.through.objects.filter(group__in=groups).values("user")
-    return Q(is_superuser=True) | Q(pk__in=direct) | Q(pk__in=members)
+    holders = Q(pk__in=direct)
+    if has_field("is_superuser"):
+        holders |= Q(is_superuser=True)
+    if has_field("groups"):
+        groups = Group.permissions.through.objects.filter(
+            permission__in=permissions
+        ).values("group")
+        members = user_model.groups.through.objects.filter(group__in=groups)
+        holders |= Q(pk__in=members.values("user"))
+    return holders
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from django.dispatch import receiver
 
 from . import publishing, services
 from .models import Event
+from .usermodel import has_field
 
 User = get_user_model()
 
@@ -134,22 +135,24 @@ def _groups_changed(group_ids: Iterable[int]) -> None:
         _on_commit(publishing.publish_group_changed, group_id)
 
 
-# user.groups / group.user_set: the users changed.
-_watch_relation(
-    User.groups.through,
-    holders=lambda group: User._default_manager.filter(groups=group),
-    announce=_users_changed,
-    uid="notifications.groups",
-)
+# user.groups / group.user_set: the users changed (if users have groups).
+if has_field("groups"):
+    _watch_relation(
+        User.groups.through,
+        holders=lambda group: User._default_manager.filter(groups=group),
+        announce=_users_changed,
+        uid="notifications.groups",
+    )
 # user.user_permissions / permission.user_set: the users changed.
-_watch_relation(
-    User.user_permissions.through,
-    holders=lambda permission: User._default_manager.filter(
-        user_permissions=permission
-    ),
-    announce=_users_changed,
-    uid="notifications.user_permissions",
-)
+if has_field("user_permissions"):
+    _watch_relation(
+        User.user_permissions.through,
+        holders=lambda permission: User._default_manager.filter(
+            user_permissions=permission
+        ),
+        announce=_users_changed,
+        uid="notifications.user_permissions",
+    )
 # group.permissions / permission.group_set: the groups changed. Each ws_server
 # finds their members among its connections: one message per group, however
 # many members it has.

@@ -22,12 +22,19 @@ from urllib.parse import urlencode
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from websockets.sync.client import connect
 
 from tests.distribution import build_wheel
 from tests.servers import BASE_DIR, free_port, wait_for_port
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        connection.vendor != "sqlite",
+        reason="the adopting project has a SQLite database of its own: the SQLite pass runs it",
+    ),
+]
 
 PASSWORD = "correct horse battery staple"
 QUICK_START = BASE_DIR / "docs" / "install.md"
@@ -66,30 +73,43 @@ class Site:
     env: dict[str, str]
     url: str
     ws_url: str
+    variant: str
 
     def manage(self, *args: str) -> str:
         return run(self.python, "manage.py", *args, cwd=self.directory, env=self.env)
 
+    def shell(self, code: str) -> str:
+        """Run ``code`` in the project's shell; what it printed."""
+        return self.manage("shell", "--no-imports", "-c", code)
+
+
+#: Django's Redis cache, on the test's Redis under its own key prefix.
+REDIS_CACHE = (
+    "CACHES = {{'default': {{"
+    "'BACKEND': 'django.core.cache.backends.redis.RedisCache', "
+    "'LOCATION': {redis!r}, 'KEY_PREFIX': {prefix!r}}}}}\n"
+)
+
+#: The project's own user model, in its app "accounts".
+CUSTOM_USER = "INSTALLED_APPS += ['accounts']\nAUTH_USER_MODEL = 'accounts.User'\n"
 
 #: Settings a variant adds after the quick start's (``{redis}`` and
 #: ``{prefix}`` filled in): the host project's own choices the app must
 #: work with.
 VARIANTS = {
     "stock": "",
-    "cache-sessions": (
-        "CACHES = {{'default': {{"
-        "'BACKEND': 'django.core.cache.backends.redis.RedisCache', "
-        "'LOCATION': {redis!r}, 'KEY_PREFIX': {prefix!r}}}}}\n"
-        "SESSION_ENGINE = 'django.contrib.sessions.backends.cache'\n"
-    ),
-    # A custom user model whose primary key is a UUID (see UUID_USER).
-    "uuid-users": (
-        "INSTALLED_APPS += ['accounts']\nAUTH_USER_MODEL = 'accounts.User'\n"
-    ),
+    "cache-sessions": REDIS_CACHE
+    + "SESSION_ENGINE = 'django.contrib.sessions.backends.cache'\n",
+    "cached-db-sessions": REDIS_CACHE
+    + "SESSION_ENGINE = 'django.contrib.sessions.backends.cached_db'\n",
+    # Custom user models (USER_MODELS), in an app of the project's own.
+    "uuid-users": CUSTOM_USER,
+    "minimal-users": CUSTOM_USER,
 }
 
-#: The uuid-users variant's user model, in an app of the project's own.
-UUID_USER = """
+USER_MODELS = {
+    # Django's user, keyed by UUID.
+    "uuid-users": """
 import uuid
 
 from django.contrib.auth.models import AbstractUser
@@ -98,18 +118,60 @@ from django.db import models
 
 class User(AbstractUser):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+""",
+    # The least Django allows: no is_staff, is_superuser, groups or permissions.
+    "minimal-users": """
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.db import models
+
+
+class User(AbstractBaseUser):
+    username = models.CharField(max_length=150, unique=True)
+    USERNAME_FIELD = "username"
+    objects = BaseUserManager()
+""",
+}
+
+#: Creates alice (the minimal model has no createsuperuser).
+CREATE_ALICE = f"""
+from django.contrib.auth import get_user_model
+user = get_user_model()(username="alice")
+user.set_password({PASSWORD!r})
+user.save()
+"""
+
+#: What django.contrib.auth.login() stores, for a project whose login view
+#: is its own business: prints the session key.
+LOG_IN_ALICE = """
+from importlib import import_module
+from django.conf import settings
+from django.contrib import auth
+user = auth.get_user_model().objects.get(username="alice")
+store = import_module(settings.SESSION_ENGINE).SessionStore()
+store[auth.SESSION_KEY] = user._meta.pk.value_to_string(user)
+store[auth.BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+store[auth.HASH_SESSION_KEY] = user.get_session_auth_hash()
+store.save()
+print(store.session_key)
 """
 
 
-@pytest.fixture(scope="module", params=list(VARIANTS))
-def site(request, tmp_path_factory, redis_prefix) -> Iterator[Site]:
-    variant = request.param
-    root = tmp_path_factory.mktemp(f"adoption-{variant}")
+@pytest.fixture(scope="module")
+def virtualenv(tmp_path_factory) -> Path:
+    """A fresh virtualenv with the wheel installed, shared by the variants."""
+    root = tmp_path_factory.mktemp("adoption-env")
     wheel = build_wheel(root / "dist")
     run(sys.executable, "-m", "venv", root / "env", cwd=root)
-    python = root / "env" / "bin" / "python"
-    run(python, "-m", "pip", "install", "-q", wheel, cwd=root)
-    run(root / "env" / "bin" / "django-admin", "startproject", "mysite", cwd=root)
+    run(root / "env" / "bin" / "python", "-m", "pip", "install", "-q", wheel, cwd=root)
+    return root / "env"
+
+
+@pytest.fixture(scope="module", params=list(VARIANTS))
+def site(request, virtualenv, tmp_path_factory, redis_prefix) -> Iterator[Site]:
+    variant = request.param
+    root = tmp_path_factory.mktemp(f"adoption-{variant}")
+    python = virtualenv / "bin" / "python"
+    run(virtualenv / "bin" / "django-admin", "startproject", "mysite", cwd=root)
     directory = root / "mysite"
     port, ws_port = free_port(), free_port()
     url, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{ws_port}/ws"
@@ -145,32 +207,35 @@ def site(request, tmp_path_factory, redis_prefix) -> Iterator[Site]:
         + "</body></html>\n"
     )
     env = {
-        "PATH": f"{root / 'env' / 'bin'}:{os.environ['PATH']}",
+        "PATH": f"{virtualenv / 'bin'}:{os.environ['PATH']}",
         "HOME": os.environ.get("HOME", str(root)),
         "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
     }
-    site = Site(directory, python, env, url, ws_url)
+    site = Site(directory, python, env, url, ws_url, variant)
     # Step 5: migrate, then both servers.
     assert quick_start_snippet("run").split() == [
         *("python", "manage.py", "migrate"),
         *("python", "manage.py", "runwsserver"),
     ]
-    if variant == "uuid-users":
+    if variant in USER_MODELS:
         # By hand: startapp won't run while the settings name the app.
         (directory / "accounts" / "migrations").mkdir(parents=True)
         (directory / "accounts" / "__init__.py").write_text("")
         (directory / "accounts" / "migrations" / "__init__.py").write_text("")
-        (directory / "accounts" / "models.py").write_text(UUID_USER)
+        (directory / "accounts" / "models.py").write_text(USER_MODELS[variant])
         site.manage("makemigrations", "accounts")
     site.manage("migrate", "--noinput")
-    site.manage(
-        "createsuperuser",
-        "--noinput",
-        "--username",
-        "alice",
-        "--email",
-        "a@example.com",
-    )
+    if variant == "minimal-users":
+        site.shell(CREATE_ALICE)
+    else:
+        site.manage(
+            "createsuperuser",
+            "--noinput",
+            "--username",
+            "alice",
+            "--email",
+            "a@example.com",
+        )
     processes = [
         subprocess.Popen(
             [python, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
@@ -203,7 +268,14 @@ def site(request, tmp_path_factory, redis_prefix) -> Iterator[Site]:
 
 
 def session_cookie(site: Site) -> str:
-    """Log in through the stock admin's login form; return the session key."""
+    """
+    Log in through the stock admin's login form; return the session key.
+
+    The minimal user model can't use the admin (it has no is_staff), so its
+    session is made the way login() makes one.
+    """
+    if site.variant == "minimal-users":
+        return site.shell(LOG_IN_ALICE).strip()
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
     login = f"{site.url}/admin/login/"
@@ -221,9 +293,7 @@ def session_cookie(site: Site) -> str:
 
 
 def notify_alice(site: Site, title: str) -> None:
-    site.manage(
-        "shell",
-        "-c",
+    site.shell(
         "from django.contrib.auth import get_user_model\n"
         "from notifications import live\n"
         f"live.notify({title!r}, to=live.users(get_user_model().objects.get(username='alice')))",
@@ -233,8 +303,10 @@ def notify_alice(site: Site, title: str) -> None:
 def test_the_documented_quick_start_works_in_a_stock_project(site):
     """A raw WebSocket client with the session cookie is welcomed, and a
     notification sent with notify() in the project's shell arrives: in the
-    stock project, with its sessions in a Redis cache, and with a custom
-    user model keyed by UUID."""
+    stock project, with its sessions in a Redis cache (alone, and in front of
+    the database), with a custom user
+    model keyed by UUID, and with one that has no is_staff, groups or
+    permissions."""
     cookie = session_cookie(site)
     with connect(
         site.ws_url,
@@ -299,3 +371,30 @@ def test_the_stock_project_shows_the_notification_in_the_bell(site):
             timeout=5_000,
         )
         browser.close()
+
+
+@pytest.mark.parametrize("site", ["minimal-users"], indirect=True)
+def test_a_user_model_without_staff_or_groups_is_warned_about(site):
+    """manage.py check names each audience the user model can't fill
+    (notifications.W001), and sending to one reaches nobody, quietly."""
+    # Warnings go to stderr, and don't fail the command.
+    checked = subprocess.run(
+        [site.python, "manage.py", "check"],
+        cwd=site.directory,
+        env=site.env,
+        capture_output=True,
+        text=True,
+        timeout=STEP_TIMEOUT,
+    )
+    assert checked.returncode == 0, checked.stderr
+    output = checked.stderr
+    for audience in ("staff", "superusers", "groups", "permissions"):
+        assert f"the {audience!r} audience reaches nobody" in output
+    assert "notifications.W001" in output
+    counted = site.shell(
+        "from notifications import live\n"
+        "from notifications.models import Notification\n"
+        "event = live.notify('Staff only', to=live.staff())\n"
+        "print(Notification.objects.filter(event_id=event).count())",
+    )
+    assert counted.strip() == "0"

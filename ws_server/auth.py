@@ -35,7 +35,7 @@ from django.contrib.auth.models import Permission
 from django.contrib.sessions.backends import cache, cached_db, db, signed_cookies
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 from django.core.cache import caches
-from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import Error as DatabaseError
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
@@ -45,6 +45,7 @@ from redis.exceptions import RedisError
 from notifications.broker import ticket_key
 from notifications.publishing import session_digest
 from notifications.tickets import InvalidTicket, load_ticket
+from notifications.usermodel import has_field
 from notifications.wire import UserKey, user_key
 
 from .redis_calls import redis_call
@@ -128,7 +129,7 @@ def authenticate_sessions(
             results[key] = Principal(
                 user_id=user_key(user),
                 username=user.get_username(),
-                is_staff=user.is_staff,
+                is_staff=bool(getattr(user, "is_staff", False)),
                 group_ids=group_ids.get(user.pk, frozenset()),
                 session_key=key,
                 session_digest=session_digest(key),
@@ -248,11 +249,9 @@ def _load_users(claims: set[tuple[str, Any]]) -> dict[tuple[str, Any], Any]:
 
 def _load_group_ids(user_ids: set[Any]) -> dict[Any, frozenset[int]]:
     """Each user's group ids, in one query (none for a user model without groups)."""
-    user_model = get_user_model()
-    try:
-        field = user_model._meta.get_field("groups")
-    except FieldDoesNotExist:
+    if not has_field("groups"):
         return {}
+    field = get_user_model()._meta.get_field("groups")
     memberships = field.remote_field.through.objects.filter(
         **{f"{field.m2m_field_name()}__in": user_ids}
     ).values_list(field.m2m_field_name(), field.m2m_reverse_field_name())
@@ -272,9 +271,8 @@ def _load_permissions(
     Names are interned, so a thousand connections holding the same
     permission share one string.
     """
-    user_model = get_user_model()
     own: dict[Any, set[str]] = {}
-    if _has_field(user_model, "user_permissions"):
+    if has_field("user_permissions"):
         rows = Permission.objects.filter(user__in=user_ids).values_list(
             "user", "content_type__app_label", "codename"
         )
@@ -300,14 +298,6 @@ def _load_permissions(
         if names:
             permissions[user_id] = frozenset(names)
     return permissions
-
-
-def _has_field(model: Any, name: str) -> bool:
-    try:
-        model._meta.get_field(name)
-    except FieldDoesNotExist:
-        return False
-    return True
 
 
 def _session_hash_matches(user: Any, session_hash: str | None) -> bool:
