@@ -96,6 +96,10 @@ class Relay:
                 await redis.aclose()
 
     async def _connect(self, redis: aioredis.Redis, *, recovering: bool) -> None:
+        # A round trip before saying "connected": redis-py connects lazily,
+        # and a relay that last read an empty stream has nothing else to ask
+        # here, so it used to report a hung Redis as restored.
+        await redis_call(redis.ping())
         if self._last_entry is None:
             # Start after the newest entry: the sweep covers what came before.
             newest = cast(

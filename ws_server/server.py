@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import http
 import logging
 import signal
@@ -36,6 +37,7 @@ from .handler import Handler, HandlerConfig, peer
 from .hub import Hub
 from .maintenance import Rechecker, Revocations
 from .presence import Presence
+from .readiness import Readiness
 from .reconcile import Sweeper
 from .relay import Relay
 
@@ -45,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 WEBSOCKET_PATH = "/ws"
 HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
 
 
 #: Seconds a revocation is remembered for connections still authenticating
@@ -55,7 +58,9 @@ REVOCATION_HORIZON = 60.0
 ACCEPT_BACKLOG = 2048
 
 
-def process_request(connection: ServerConnection, request: Request) -> Response | None:
+def process_request(
+    connection: ServerConnection, request: Request, *, readiness: Readiness
+) -> Response | None:
     """Refuse oversize headers and unknown paths, answer health checks, note cookies."""
     # websockets accepts 128 headers of 8 KB; each connection would keep them.
     size = sum(len(name) + len(value) for name, value in request.headers.raw_items())
@@ -73,6 +78,12 @@ def process_request(connection: ServerConnection, request: Request) -> Response 
     path = request.path.partition("?")[0]
     if path == HEALTH_PATH:
         return connection.respond(http.HTTPStatus.OK, "OK\n")
+    if path == READY_PATH:
+        ready, body = readiness.report()
+        status = http.HTTPStatus.OK if ready else http.HTTPStatus.SERVICE_UNAVAILABLE
+        response = connection.respond(status, body)
+        response.headers["Content-Type"] = "application/json"
+        return response
     if path != WEBSOCKET_PATH:
         return connection.respond(http.HTTPStatus.NOT_FOUND, "Not Found\n")
     # Clients and proxies may split cookies over several headers (HTTP/2 does).
@@ -151,7 +162,9 @@ async def run_server(host: str, port: int, *, reuse_port: bool = False) -> None:
             handler,
             host,
             port,
-            process_request=process_request,
+            process_request=functools.partial(
+                process_request, readiness=Readiness(sweeper.relay_connected)
+            ),
             process_response=process_response,
             origins=allowed_origins(),
             compression="deflate" if settings.WS_COMPRESSION else None,

@@ -1,0 +1,38 @@
+"""
+Readiness: can this process deliver events now?
+
+``GET /healthz`` says the event loop answers (liveness); ``GET /readyz``
+says whether a load balancer should send clients here: 200 when the relay
+is reading the Redis stream and the database answered its last query, else
+503 with a JSON body naming each problem, so a process that would accept
+sockets and deliver nothing live is taken out of rotation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from .db import health
+
+__all__ = ["Readiness"]
+
+
+class Readiness:
+    def __init__(self, relay_connected: asyncio.Event) -> None:
+        self.relay_connected = relay_connected
+
+    def problems(self) -> list[str]:
+        """What keeps this process from delivering, in words; empty if nothing."""
+        problems = []
+        if not self.relay_connected.is_set():
+            problems.append("redis: the relay is not reading the stream")
+        if health.down:
+            problems.append("database: unavailable")
+        return problems
+
+    def report(self) -> tuple[bool, str]:
+        """Ready or not, and the JSON body that says why."""
+        problems = self.problems()
+        body = {"ready": not problems, "problems": problems}
+        return not problems, json.dumps(body) + "\n"
