@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 from django.conf import settings
@@ -102,6 +102,8 @@ VARIANTS = {
     + "SESSION_ENGINE = 'django.contrib.sessions.backends.cache'\n",
     "cached-db-sessions": REDIS_CACHE
     + "SESSION_ENGINE = 'django.contrib.sessions.backends.cached_db'\n",
+    # Served under a path by its WSGI server (SCRIPT_NAME, see MOUNTED).
+    "script-name": "",
     # Custom user models (USER_MODELS), in an app of the project's own.
     "uuid-users": CUSTOM_USER,
     "minimal-users": CUSTOM_USER,
@@ -131,6 +133,36 @@ class User(AbstractBaseUser):
     objects = BaseUserManager()
 """,
 }
+
+#: The script-name variant's WSGI server: the project mounted at /site, as a
+#: proxy or a WSGI server with a mount point presents it (SCRIPT_NAME set,
+#: PATH_INFO without the prefix). Threads, since a page and its API calls
+#: may overlap.
+MOUNT = "/site"
+MOUNTED = f"""
+import sys
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIServer, make_server
+
+from mysite.wsgi import application
+
+
+class Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+def mounted(environ, start_response):
+    path = environ["PATH_INFO"]
+    if not path.startswith("{MOUNT}/"):
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not under {MOUNT}"]
+    environ["SCRIPT_NAME"] = "{MOUNT}"
+    environ["PATH_INFO"] = path.removeprefix("{MOUNT}")
+    return application(environ, start_response)
+
+
+make_server("127.0.0.1", int(sys.argv[1]), mounted, server_class=Server).serve_forever()
+"""
 
 #: Creates alice (the minimal model has no createsuperuser).
 CREATE_ALICE = f"""
@@ -174,7 +206,8 @@ def site(request, virtualenv, tmp_path_factory, redis_prefix) -> Iterator[Site]:
     run(virtualenv / "bin" / "django-admin", "startproject", "mysite", cwd=root)
     directory = root / "mysite"
     port, ws_port = free_port(), free_port()
-    url, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{ws_port}/ws"
+    origin, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{ws_port}/ws"
+    url = origin + (MOUNT if variant == "script-name" else "")
 
     # Step 2: the documented settings, then this test's own values (its
     # ports, its Redis and key prefix, so parallel runs don't meet).
@@ -185,7 +218,7 @@ def site(request, virtualenv, tmp_path_factory, redis_prefix) -> Iterator[Site]:
         + quick_start_snippet("settings")
         + f"NOTIFICATIONS_REDIS_URL = {settings.REDIS_URL!r}\n"
         + f"NOTIFICATIONS_REDIS_PREFIX = {redis_prefix + '-adoption'!r}\n"
-        + f"NOTIFICATIONS_WS_ORIGINS = [{url!r}]\n"
+        + f"NOTIFICATIONS_WS_ORIGINS = [{origin!r}]\n"
         + f"NOTIFICATIONS_WS_URL = {ws_url!r}\n"
         + "TEMPLATES[0]['DIRS'] = [BASE_DIR / 'templates']\n"
         + VARIANTS[variant].format(redis=settings.REDIS_URL, prefix=redis_prefix)
@@ -236,9 +269,14 @@ def site(request, virtualenv, tmp_path_factory, redis_prefix) -> Iterator[Site]:
             "--email",
             "a@example.com",
         )
+    if variant == "script-name":
+        (directory / "mounted.py").write_text(MOUNTED)
+        django = [python, "mounted.py", str(port)]
+    else:
+        django = [python, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
     processes = [
         subprocess.Popen(
-            [python, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+            django,
             cwd=directory,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -283,7 +321,7 @@ def session_cookie(site: Site) -> str:
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
     form = {"username": "alice", "password": PASSWORD, "csrfmiddlewaretoken": token}
     request = urllib.request.Request(
-        f"{login}?next=/admin/",
+        f"{login}?next={urlsplit(site.url).path}/admin/",
         data=urlencode(form).encode(),
         headers={"Referer": login},
     )
@@ -301,16 +339,24 @@ def notify_alice(site: Site, title: str) -> None:
 
 
 def test_the_documented_quick_start_works_in_a_stock_project(site):
-    """A raw WebSocket client with the session cookie is welcomed, and a
-    notification sent with notify() in the project's shell arrives: in the
-    stock project, with its sessions in a Redis cache (alone, and in front of
-    the database), with a custom user
-    model keyed by UUID, and with one that has no is_staff, groups or
-    permissions."""
+    """The home page's bell is configured with the project's own URLs, a raw
+    WebSocket client with the session cookie is welcomed, and a notification
+    sent with notify() in the project's shell arrives: in the stock project;
+    served under a path (SCRIPT_NAME); with its sessions in a Redis cache
+    (alone, and in front of the database); with a custom user model keyed by
+    UUID; and with one that has no is_staff, groups or permissions."""
     cookie = session_cookie(site)
+    mount = urlsplit(site.url).path
+    home = urllib.request.Request(
+        f"{site.url}/", headers={"Cookie": f"sessionid={cookie}"}
+    )
+    page = urllib.request.urlopen(home, timeout=10).read().decode()
+    assert f'"listUrl": "{mount}/notifications/api/"' in page
+    assert f'"readUrlTemplate": "{mount}/notifications/api/{{id}}/read/"' in page
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(site.url))
     with connect(
         site.ws_url,
-        origin=site.url,
+        origin=origin,
         additional_headers={"Cookie": f"sessionid={cookie}"},
         open_timeout=10,
     ) as socket:
