@@ -8,7 +8,6 @@ from notifications import services
 from tests.clients import receive, subscriber
 from tests.factories import make_user
 from tests.servers import WebSocketServerProcess, free_port
-from ws_server.management.commands.runwsserver import worker_command
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -47,18 +46,32 @@ def test_workers_need_a_fixed_port(redis_prefix):
     assert any("--workers needs a fixed --port" in line for line in server.lines)
 
 
-def test_workers_get_the_settings_and_pythonpath_they_were_started_with():
-    """``runwsserver --workers 2 --settings=x --pythonpath=y`` starts workers
-    that read the same settings module from the same path."""
-    command = worker_command(
-        "0.0.0.0",
-        8001,
-        "auto",
-        {"verbosity": 2, "settings": "site.settings", "pythonpath": "/srv/site"},
+def test_workers_get_the_settings_and_pythonpath_they_were_started_with(
+    redis_prefix, tmp_path
+):
+    """``runwsserver --workers 2 --settings=site_settings --pythonpath=DIR``:
+    the settings module exists only on DIR, and both workers log through the
+    logging format it sets, so both found it (without the options passed on,
+    a worker can't import it and the set stops)."""
+    (tmp_path / "site_settings.py").write_text(
+        "from project.settings import *  # noqa: F403\n"
+        "LOGGING['formatters']['plain']['format'] = "
+        "'site-settings [%(process)d] %(name)s: %(message)s'\n"
     )
-    assert command[2:] == [
-        "runwsserver",
-        *("--host", "0.0.0.0", "--port", "8001", "--loop", "auto", "--reuse-port"),
-        *("--verbosity", "2", "--settings", "site.settings"),
-        *("--pythonpath", "/srv/site"),
-    ]
+    server = WebSocketServerProcess(
+        redis_prefix=redis_prefix,
+        args=(
+            *("--workers", "2", "--settings", "site_settings"),
+            *("--pythonpath", str(tmp_path)),
+        ),
+    )
+    server.start(port=free_port())
+    try:
+        marked = re.compile(r"^site-settings \[(\d+)\].*listening on")
+        first = server.wait_for_log(marked).group(1)
+        second = server.wait_for_log(
+            rf"^site-settings \[(?!{first}\])(\d+)\].*listening on"
+        ).group(1)
+        assert first != second
+    finally:
+        assert server.stop() == 0
