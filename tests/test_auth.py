@@ -2,10 +2,8 @@
 
 import getpass
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import types
 
 import pytest
@@ -17,6 +15,7 @@ from django.test import override_settings
 
 from tests.clients import logged_in_client, session_key_of
 from tests.factories import make_group, make_user
+from tests.servers import free_port, wait_for_port
 from ws_server.auth import AuthenticationFailed, Principal, authenticate_sessions
 
 pytestmark = pytest.mark.django_db
@@ -183,22 +182,12 @@ def memcached():
     binary = shutil.which("memcached")
     if binary is None:
         pytest.skip("memcached is not installed")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen(
         [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-u", getpass.getuser()]
     )
     try:
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        wait_for_port(port, timeout=5)
         yield f"127.0.0.1:{port}"
     finally:
         process.terminate()
