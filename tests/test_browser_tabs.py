@@ -9,20 +9,30 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
+from django.test import override_settings
 
 from notifications import services
+from notifications.models import Audience, Notification
 from tests.browser import (
+    PASSWORD,
     base_url,
     browser,
     browser_ws_server,
     log_in,
 )
 from tests.factories import make_user
+from tests.servers import WebSocketServerProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 #: Leader election and handover are the browser's; connecting is ours.
 HANDOVER_BOUND = 1.0
+#: A frozen leader is noticed after LEADER_SILENT_MS (3 s) of unanswered
+#: heartbeats (one a second); then the follower connects.
+TAKEOVER_BOUND = 5.0
+#: How long a follower's command waits for a silent leader (SEND_TIMEOUT_MS)
+#: before it goes over HTTP, and that request.
+SEND_FALLBACK_BOUND = 3.0
 
 
 @dataclass
@@ -67,6 +77,21 @@ def open_tabs(browser, live_server, count: int):
             page.wait_for_selector("#connection-state[data-state=live]", timeout=5_000)
         pages.append(page)
     return context, pages, sockets
+
+
+def leader_and_followers(sockets: Sockets, pages: list) -> tuple:
+    [(leader, _socket)] = sockets.open()
+    return leader, [page for page in pages if page is not leader]
+
+
+def wait_for_socket_of(sockets: Sockets, pages: list, deadline: float):
+    """The socket one of ``pages`` opened and was welcomed on, by ``deadline``."""
+    while True:
+        ours = [s for page, s in sockets.open() if page in pages]
+        if ours and ours[0] in sockets.welcomed_at:
+            return ours[0]
+        assert time.monotonic() < deadline, "no tab took the socket over"
+        settle(pages[0], 0.05)
 
 
 def settle(page, seconds: float = 0.3) -> None:
@@ -157,3 +182,162 @@ def test_logging_out_in_one_tab_signs_out_the_others(
     other.wait_for_selector("#connection-state[data-state=closed]", timeout=5_000)
     assert other.inner_text("#connection-state") == "signed out: log in again"
     context.close()
+
+
+def test_a_hung_leader_loses_the_socket_to_a_follower(
+    browser, live_server, browser_ws_server
+):
+    """The leader's page hangs (a busy script: the same as a tab the browser
+    froze without notice, which keeps its lock). The follower's Mark read,
+    unanswered, goes over HTTP within SEND_FALLBACK_BOUND instead of being
+    lost; within TAKEOVER_BOUND the follower steals the lock and connects;
+    what is sent then reaches it; once the hung page wakes it finds its lock
+    gone and closes its socket, so one socket is left."""
+    alice = make_user(username="alice")
+    context, pages, sockets = open_tabs(browser, live_server, 2)
+    settle(pages[0])
+    leader, [follower] = leader_and_followers(sockets, pages)
+    before = services.send_event(title="Read me while the leader hangs")
+    follower.locator(f"li[data-id='{before.pk}'].unread").wait_for(timeout=2_000)
+
+    hang_seconds = 7
+    leader.evaluate(
+        f"setTimeout(() => {{ const end = Date.now() + {hang_seconds * 1000};"
+        " while (Date.now() < end); }, 0)"
+    )
+    hung_at = time.monotonic()
+    settle(follower, 0.2)
+    follower.locator(f"li[data-id='{before.pk}'] button.mark-read").click()
+    follower.wait_for_selector(
+        f"li[data-id='{before.pk}']:not(.unread)",
+        timeout=SEND_FALLBACK_BOUND * 1000,
+    )
+    assert Notification.objects.get(user=alice, event=before).read_at is not None
+
+    socket = wait_for_socket_of(sockets, [follower], hung_at + TAKEOVER_BOUND)
+    assert sockets.welcomed_at[socket] - hung_at < TAKEOVER_BOUND
+    during = services.send_event(title="While the old leader hangs")
+    follower.locator(f"li[data-id='{during.pk}']").wait_for(timeout=2_000)
+
+    deadline = hung_at + hang_seconds + 3
+    while len(sockets.open()) > 1:
+        assert time.monotonic() < deadline, "the woken leader kept its socket"
+        settle(follower, 0.1)
+    assert [page for page, _socket in sockets.open()] == [follower]
+    context.close()
+
+
+def test_a_frozen_leader_steps_down_and_catches_up_when_it_resumes(
+    browser, live_server, browser_ws_server
+):
+    """A page the browser is about to freeze (a background tab) or put in
+    the back/forward cache gets `freeze` (or `pagehide` persisted) first:
+    the leader gives the socket up at once and a follower leads within
+    HANDOVER_BOUND. On `resume` it follows, and shows what was sent
+    meanwhile. Chromium's CDP freeze leaves a visible headless page running,
+    so the test sends the page the lifecycle events itself."""
+    make_user(username="alice")
+    context, pages, sockets = open_tabs(browser, live_server, 2)
+    settle(pages[0])
+    leader, [follower] = leader_and_followers(sockets, pages)
+
+    leader.evaluate("document.dispatchEvent(new Event('freeze'))")
+    frozen_at = time.monotonic()
+    socket = wait_for_socket_of(sockets, [follower], frozen_at + 5)
+    assert sockets.welcomed_at[socket] - frozen_at < HANDOVER_BOUND
+    assert [page for page, _socket in sockets.open()] == [follower]
+    missed = services.send_event(title="Sent while the tab was frozen")
+    follower.locator(f"li[data-id='{missed.pk}']").wait_for(timeout=2_000)
+
+    leader.evaluate("document.dispatchEvent(new Event('resume'))")
+    leader.locator(f"li[data-id='{missed.pk}']").wait_for(timeout=3_000)
+    after = services.send_event(title="Sent after it resumed")
+    for page in pages:
+        page.locator(f"li[data-id='{after.pk}']").wait_for(timeout=2_000)
+    assert [page for page, _socket in sockets.open()] == [follower]
+    context.close()
+
+
+def test_a_crashed_tab_does_not_keep_the_toasts(
+    browser, live_server, browser_ws_server
+):
+    """The tab used last crashes (no goodbye). It was the one the leader
+    alerted in; once it has missed its heartbeats the leader forgets it, and
+    a live tab shows the toast."""
+    make_user(username="alice")
+    context, pages, sockets = open_tabs(browser, live_server, 3)
+    settle(pages[0])
+    leader, followers = leader_and_followers(sockets, pages)
+    crashing, survivor = followers
+    # The person uses it last: the primary tab.
+    crashing.evaluate("window.dispatchEvent(new Event('focus'))")
+    settle(crashing)
+    services.send_event(title="Alerted where the person looks")
+    crashing.locator(".toast").wait_for(timeout=2_000)
+    assert leader.locator(".toast").count() + survivor.locator(".toast").count() == 0
+
+    # A crash, as the other tabs see it: the tab goes without a goodbye.
+    # (CDP's Page.crash never answers, which hangs Playwright.)
+    crashing.evaluate("BroadcastChannel.prototype.postMessage = () => {}")
+    crashing.close()
+    settle(leader, 5.5)  # TAB_GONE_AFTER_HEARTBEATS visible heartbeats
+    second = services.send_event(title="After the crash")
+    for page in (leader, survivor):
+        page.locator(f"li[data-id='{second.pk}']").wait_for(timeout=2_000)
+    settle(leader, 0.2)
+    toasts = [
+        page.locator(f".toast:has-text('{second.title}')").count()
+        for page in (leader, survivor)
+    ]
+    assert sum(toasts) == 1, f"toasts per live tab: {toasts}"
+    context.close()
+
+
+def test_a_page_left_open_never_shows_the_next_user(browser, live_server, redis_prefix):
+    """Alice's page is reconnecting (the server is down) while, in another
+    tab, she signs out and Bob signs in. When the server is back her page's
+    cookie is Bob's: the replay it is sent (Bob's notifications) is held
+    until the welcome names Bob, then dropped, and the page says "signed in
+    as someone else: reload the page" instead of showing Bob's inbox."""
+    port = live_server.url.rsplit(":", 1)[1]
+    server = WebSocketServerProcess(
+        redis_prefix=redis_prefix, origins=[f"http://127.0.0.1:{port}"]
+    )
+    server.start()
+    try:
+        with override_settings(NOTIFICATIONS_WS_URL=server.url):
+            make_user(username="alice")
+            bob = make_user(username="bob")
+            url = base_url(live_server, "127.0.0.1")
+            context = browser.new_context()
+            stale = context.new_page()
+            log_in(stale, url, "alice")
+            ws_port = server.port
+            server.kill()
+            stale.wait_for_selector(
+                "#connection-state[data-state=offline]", timeout=2_000
+            )
+            other = context.new_page()
+            other.goto(f"{url}/")
+            other.click("header form button[type=submit]")  # Log out
+            other.goto(f"{url}/accounts/login/?next=/")
+            other.fill("input[name=username]", "bob")
+            other.fill("input[name=password]", PASSWORD)
+            other.click("button[type=submit]")
+            other.wait_for_selector("#connection-state", timeout=5_000)
+            for_bob = services.send_event(
+                title="For Bob only", audience=Audience.USERS, users=[bob]
+            )
+            server.start(port=ws_port)
+            stale.wait_for_selector(
+                "#connection-state[data-state=closed]", timeout=8_000
+            )
+            assert (
+                stale.inner_text("#connection-state")
+                == "signed in as someone else: reload the page"
+            )
+            other.locator(f"li[data-id='{for_bob.pk}']").wait_for(timeout=5_000)
+            assert stale.locator(f"li[data-id='{for_bob.pk}']").count() == 0
+            context.close()
+    finally:
+        server.kill()

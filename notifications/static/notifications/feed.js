@@ -230,11 +230,15 @@ export function mountFeed(root, config) {
   // After an outage the frames this tab missed (a dismissal in another tab,
   // read state) are gone: make the first page agree with the server again.
   // A frame that lands while the page is on its way makes it stale (it would
-  // undo that frame): fetch again, a bounded number of times.
+  // undo that frame): fetch again, a bounded number of times. Only items shown
+  // before the fetch can be missing from it for a reason: a newer one may have
+  // arrived since.
   async function reconcileFirstPage() {
     let page;
+    let shownBefore;
     for (let attempt = 1; ; attempt += 1) {
       const seen = changes;
+      shownBefore = new Set(items.keys());
       page = await api(new URL(config.listUrl, location.href));
       if (changes === seen || attempt === RECONCILE_ATTEMPTS) break;
     }
@@ -243,11 +247,33 @@ export function mountFeed(root, config) {
     for (const [id, item] of items) {
       if (!item.isConnected || id < oldest) continue;
       if (current.has(id)) setRead(item, Boolean(current.get(id).read));
-      else removeItem(item);
+      else if (shownBefore.has(id)) removeItem(item);
     }
     page.results.forEach((n) => show(n, { alert: false }));
     emptyNote.hidden = list.children.length > 0;
     setUnread(page.unread);
+  }
+
+  // One reconcile at a time: two would race and the older page could land
+  // last. Asked again while one runs, it runs once more after.
+  let reconciling = null;
+  let reconcileAgain = false;
+  function reconcile() {
+    if (reconciling) {
+      reconcileAgain = true;
+      return reconciling;
+    }
+    reconciling = (async () => {
+      try {
+        do {
+          reconcileAgain = false;
+          await reconcileFirstPage();
+        } while (reconcileAgain);
+      } finally {
+        reconciling = null;
+      }
+    })();
+    return reconciling;
   }
 
   async function loadPage(before) {
@@ -296,24 +322,24 @@ export function mountFeed(root, config) {
   }
 
   // Over the socket when it is live (every tab then hears of it), else HTTP.
-  function send(message) {
-    return live !== null && live.send(message);
+  async function send(message) {
+    return live !== null && (await live.send(message));
   }
 
   async function markRead(id) {
-    if (send({ type: "mark_read", id })) return;
+    if (await send({ type: "mark_read", id })) return;
     const readUrl = config.readUrlTemplate.replace("{id}", String(id));
     applyRead({ ids: [id], ...(await api(readUrl, { method: "POST", keepalive: true })) });
   }
 
   async function dismiss(id) {
-    if (send({ type: "dismiss", id })) return;
+    if (await send({ type: "dismiss", id })) return;
     const dismissUrl = config.dismissUrlTemplate.replace("{id}", String(id));
     applyDismissed({ ids: [id], ...(await api(dismissUrl, { method: "POST" })) });
   }
 
   async function markAllRead() {
-    if (send({ type: "mark_all_read", up_to: lastId })) return;
+    if (await send({ type: "mark_all_read", up_to: lastId })) return;
     const body = new FormData();
     body.set("up_to", String(lastId));
     applyRead({ up_to: lastId, ...(await api(config.readAllUrl, { method: "POST", body })) });
@@ -339,19 +365,19 @@ export function mountFeed(root, config) {
     // heard ends an outage, and a tab that joined another tab's socket
     // (`sync`) missed what came before it joined: either way, reload.
     let heardFromServer = false;
-    const reconcile = reporting(reconcileFirstPage);
+    const reconcileReporting = reporting(reconcile);
     live.onFrame("welcome", (frame) => {
       for (const id of frame.read ?? []) {
         const item = items.get(id);
         if (item) setRead(item, true);
       }
       setUnread(frame.unread);
-      if (heardFromServer) reconcile();
+      if (heardFromServer) reconcileReporting();
       heardFromServer = true;
     });
     live.onFrame("sync", () => {
       heardFromServer = true;
-      reconcile();
+      reconcileReporting();
     });
     live.onFrame("notification", (frame, { primary }) => {
       changes += 1;

@@ -19,7 +19,7 @@
  * const stop = live.on("order.status", (data, push, { primary }) => { ... });
  * live.onFrame("notification", (frame, { primary }) => { ... });
  * live.onState((state, text) => { ... });
- * live.send({ type: "mark_read", id });   // true if sent, false if not live
+ * await live.send({ type: "mark_read", id });   // true if sent, false if not live
  * live.reconnect();                       // retry now, while reconnecting
  * live.state;                             // "connecting" | "live" | "offline" | "closed"
  * live.close();
@@ -37,7 +37,9 @@
  *   the connection instead of checking and reconnecting.
  * @property {string} [csrfToken] Django's CSRF token, for the ticket `POST`.
  * @property {string} [user] Who the page is signed in as (`live_config` says):
- *   only tabs of the same user share a socket.
+ *   only tabs of the same user share a socket, and a connection welcomed as
+ *   anyone else (someone else signed in in this browser since) is closed
+ *   before any of its frames reaches the page.
  * @property {boolean} [share=true] Share one socket between the tabs; false
  *   gives this page a socket of its own.
  * @property {number | (() => number | null) | null} [lastId] Where to resume
@@ -63,8 +65,11 @@
  * @property {(handler: (state: State, text: string) => void) => () => void} onState
  *   Follow the connection state; the handler is called at once with the
  *   current state. Returns a function that unsubscribes.
- * @property {(message: object) => boolean} send Send a command; false (and
- *   nothing sent) unless the socket is open and welcomed.
+ * @property {(message: object) => Promise<boolean>} send Send a command:
+ *   resolves true once it went out on the socket (this tab's or, sharing,
+ *   the leader's), false (nothing sent, as far as this tab knows) when not
+ *   live: then use the HTTP API. Commands are idempotent, so sending one
+ *   both ways is harmless.
  * @property {() => void} reconnect While reconnecting, try again now rather
  *   than after the backoff (it also happens on `online` and when a tab
  *   becomes visible). Reconnect delays are capped at 4 s while a tab is visible.
@@ -94,6 +99,24 @@ const SEEN_PUSH_IDS = 1000;
 const ACK_DELAY = 250;
 const MAX_ACK_IDS = 200;
 const MAX_UNACKNOWLEDGED = 5000;
+
+// Sharing a socket: a visible follower sends a heartbeat every HEARTBEAT_MS
+// and the leader answers; with no answer for LEADER_SILENT_MS the leader is
+// taken for frozen and its lock stolen. Hidden tabs' timers are throttled (to
+// once a minute, in Chromium, after five hidden minutes), so they beat every
+// HIDDEN_HEARTBEAT_MS; a tab silent for TAB_GONE_AFTER_HEARTBEATS of its
+// heartbeats is gone. A follower's command waits SEND_TIMEOUT_MS for the
+// leader to say it went out.
+const HEARTBEAT_MS = 1000;
+const LEADER_SILENT_MS = 3000;
+const HIDDEN_HEARTBEAT_MS = 30_000;
+const TAB_GONE_AFTER_HEARTBEATS = 5;
+const SEND_TIMEOUT_MS = 2000;
+// Frames before `welcome` are held until it says whose they are (a browser
+// signed in as someone else since the page loaded must not show their
+// notifications). A replay is bounded by the server's RESUME_LIMIT; past this
+// many, the held ones are dropped and the page told to reload (`resync`).
+const MAX_HELD_FRAMES = 2000;
 
 // One id per page, shared by every connect() on it (an ES module runs once
 // per page): the page, not each caller, is the tab that may be primary.
@@ -196,7 +219,7 @@ function ownSocket(options, dispatcher) {
   window.addEventListener("online", socket.reconnect);
   document.addEventListener("visibilitychange", onVisible);
   return {
-    send: socket.send,
+    send: (message) => Promise.resolve(socket.send(message)),
     reconnect: socket.reconnect,
     leader: true,
     close() {
@@ -211,33 +234,62 @@ function ownSocket(options, dispatcher) {
 /**
  * The tabs of one user share one socket, held by the tab that holds the lock.
  *
- * Messages on the channel: the leader sends `state` and `frame` (naming the
- * primary tab); every tab sends `tab` (its visibility and when it was last
- * used) on joining, on a change and when a new leader asks, and `bye` when it
- * goes; followers send `send` and `reconnect` for the leader to carry out.
+ * Messages on the channel: the leader sends `leader` when it takes over,
+ * `state` (also its answer to every `tab`), `frame` (naming the primary tab)
+ * and `sent`; every tab sends `tab` (its visibility and when it was last
+ * used) on joining, on a change, as a heartbeat and when a new leader asks,
+ * and `bye` when it goes; followers send `send` and `reconnect` for the
+ * leader to carry out.
+ *
+ * A frozen tab (a background tab the browser suspended, a hung script) keeps
+ * its lock and its socket but delivers nothing: a visible follower that hears
+ * no answer to its heartbeats takes the lock over, and the old leader closes
+ * its socket when it wakes to find the lock gone. A tab that goes into the
+ * back/forward cache or is frozen with notice steps down at once.
  */
 function shareSocket(options, dispatcher) {
   const name = `notifications-live ${websocketUrl(options.wsUrl).href} ${options.user ?? ""}`;
   const channel = new BroadcastChannel(name);
   const tabId = TAB_ID;
-  const tabs = new Map(); // other tabs' id -> {visible, usedAt}
-  const abort = new AbortController();
+  const tabs = new Map(); // other tabs' id -> {visible, usedAt, seenAt}
+  const pendingSends = new Map(); // id of a command handed to the leader -> settle
   let usedAt = document.hasFocus() ? Date.now() : 0;
   let socket = null; // set while this tab leads
+  let grant = null; // which lock request this tab leads by
   let release = null; // ends the lock's callback, releasing the lock
+  let queue = null; // aborts this tab's place in the lock's queue
   let leaderState = null; // what the leader said last, while following
   let stateText = STATE_TEXT.connecting; // what this tab's socket said last, leading
+  let unansweredSince = null; // when this follower's heartbeats went unanswered
+  let heartbeat = null;
+  let sendIds = 0;
   let joined = false;
+  let paused = false; // frozen, or in the back/forward cache
   let closed = false;
   // The highest cursor any tab's socket received: where a new leader resumes.
   let cursor = null;
 
   const self = () => ({ visible: document.visibilityState === "visible", usedAt });
   const post = (message) => !closed && channel.postMessage(message);
-  const announce = () => post({ kind: "tab", id: tabId, tab: self() });
+
+  function announce() {
+    if (!socket) unansweredSince ??= Date.now();
+    post({ kind: "tab", id: tabId, tab: self() });
+  }
+
+  function heardFromLeader() {
+    unansweredSince = null;
+  }
 
   function advanceCursor(value) {
     if (typeof value === "number") cursor = Math.max(cursor ?? 0, value);
+  }
+
+  // A tab that crashed says no goodbye: one not heard from for a few of its
+  // heartbeats is gone.
+  function alive(tab) {
+    const heartbeats = tab.visible ? HEARTBEAT_MS : HIDDEN_HEARTBEAT_MS;
+    return Date.now() - tab.seenAt < TAB_GONE_AFTER_HEARTBEATS * heartbeats;
   }
 
   // Visible tabs first, then the one used last; the same answer on every tab
@@ -245,16 +297,50 @@ function shareSocket(options, dispatcher) {
   function primaryTab() {
     let best = [tabId, self()];
     for (const entry of tabs) {
-      const [, tab] = entry;
+      const [id, tab] = entry;
+      if (!alive(tab)) {
+        tabs.delete(id);
+        continue;
+      }
       const [, current] = best;
       if (tab.visible !== current.visible ? tab.visible : tab.usedAt > current.usedAt) best = entry;
     }
     return best[0];
   }
 
-  function lead() {
-    if (closed) return;
+  function request(lockOptions) {
+    const mine = {};
+    navigator.locks.request(name, lockOptions, () => lead(mine)).catch(() => {
+      // Aborted while queued (close, pause, a steal), or stolen while leading.
+      if (grant === mine) {
+        stepDown();
+        join();
+      }
+    });
+  }
+
+  function join() {
+    if (closed || paused) return;
+    queue = new AbortController();
+    request({ signal: queue.signal });
+  }
+
+  function steal() {
+    queue?.abort();
+    queue = null;
+    unansweredSince = null;
+    request({ steal: true });
+  }
+
+  function lead(mine) {
+    if (closed || paused) return;
+    grant = mine;
+    queue = null;
     leaderState = null;
+    unansweredSince = null;
+    joined = true;
+    // Tabs that went while another tab led said goodbye to it: start over.
+    tabs.clear();
     post({ kind: "leader" });
     const resumeFrom = options.lastId;
     socket = openSocket(
@@ -275,66 +361,123 @@ function shareSocket(options, dispatcher) {
           dispatcher.setState(next, text);
           if (next === "closed") finish();
         },
-        visible: () => self().visible || [...tabs.values()].some((tab) => tab.visible),
+        visible: () => self().visible || [...tabs.values()].some((tab) => tab.visible && alive(tab)),
       },
     );
     return new Promise((resolve) => (release = resolve));
   }
 
+  // Give the socket and the lock up; the caller says whether to queue again.
+  function stepDown() {
+    grant = null;
+    unansweredSince = null;
+    socket?.close();
+    socket = null;
+    release?.();
+    release = null;
+    joined = false; // what the next leader sends before this tab hears it is missed
+  }
+
   function receive({ data }) {
     switch (data.kind) {
-      case "tab":
-        tabs.set(data.id, data.tab);
-        // A tab that joined needs the state; one that became visible, a retry.
+      case "tab": {
+        const before = tabs.get(data.id);
+        tabs.set(data.id, { ...data.tab, seenAt: Date.now() });
+        // The answer to a heartbeat is the state (a tab that joined needs it
+        // anyway); a tab that became visible is a reason to retry now.
         if (socket) {
           post({ kind: "state", state: dispatcher.state, text: stateText });
-          if (data.tab.visible) socket.reconnect();
+          if (data.tab.visible && !before?.visible) socket.reconnect();
         }
         return;
+      }
       case "bye":
         tabs.delete(data.id);
         if (data.leader) leaderState = null; // until the next one speaks
         return;
       case "leader":
+        heardFromLeader();
         announce();
         return;
       case "send":
-        socket?.send(data.message);
+        if (socket) post({ kind: "sent", to: data.from, id: data.id, ok: socket.send(data.message) });
+        return;
+      case "sent":
+        heardFromLeader();
+        if (data.to === tabId) pendingSends.get(data.id)?.(data.ok);
         return;
       case "reconnect":
         socket?.reconnect();
         return;
-    }
-    if (socket) return; // the rest is the leader's, and this tab leads
-    if (data.kind === "frame") {
-      advanceCursor(data.frame.cursor);
-      dispatcher.deliver(data.frame, { primary: data.primary === tabId });
-    } else if (data.kind === "state") {
-      leaderState = data.state;
-      if (data.state === "closed") {
-        // Signed out: every tab is.
-        dispatcher.setState("closed", data.text);
-        finish();
+      case "frame":
+        // Even while this tab leads: the one before may have sent it on its
+        // way just before stepping down. Ids make a second copy harmless.
+        heardFromLeader();
+        advanceCursor(data.frame.cursor);
+        dispatcher.deliver(data.frame, { primary: data.primary === tabId });
         return;
-      }
-      if (data.state !== dispatcher.state) dispatcher.setState(data.state, data.text);
-      if (!joined) {
-        joined = true;
-        dispatcher.deliver({ type: "sync" }, { primary: false });
+      case "state":
+        heardFromLeader();
+        receiveState(data);
+        return;
+    }
+  }
+
+  function receiveState({ state, text }) {
+    if (state === "closed") {
+      // Signed out (or in as someone else): every tab is.
+      dispatcher.setState("closed", text);
+      finish();
+      return;
+    }
+    if (socket) return; // an old leader's last word: this tab leads now
+    leaderState = state;
+    if (state !== dispatcher.state) dispatcher.setState(state, text);
+    if (!joined) {
+      joined = true;
+      dispatcher.deliver({ type: "sync" }, { primary: false });
+    }
+  }
+
+  // Visible followers ask often, since they steal from a silent leader;
+  // hidden tabs' timers are throttled, so they only say they are still there.
+  function beat() {
+    const visible = document.visibilityState === "visible";
+    if (!socket && !paused) {
+      if (visible && unansweredSince !== null && Date.now() - unansweredSince >= LEADER_SILENT_MS) {
+        steal();
+      } else {
+        announce();
       }
     }
+    heartbeat = setTimeout(beat, visible ? HEARTBEAT_MS : HIDDEN_HEARTBEAT_MS);
   }
 
   function onUse() {
     if (document.visibilityState === "visible") usedAt = Date.now();
     announce();
+    clearTimeout(heartbeat);
+    beat();
   }
 
+  // Resolves once the socket took the command, or false (nothing sent); a
+  // follower's command goes out on the leader's socket, which answers.
   function send(message) {
-    if (socket) return socket.send(message);
-    if (leaderState !== "live") return false;
-    post({ kind: "send", message });
-    return true;
+    if (socket) return Promise.resolve(socket.send(message));
+    if (leaderState !== "live") return Promise.resolve(false);
+    const id = ++sendIds;
+    post({ kind: "send", from: tabId, id, message });
+    return new Promise((resolve) => {
+      const settle = (ok) => {
+        clearTimeout(timer);
+        pendingSends.delete(id);
+        resolve(ok);
+      };
+      // No answer: the leader is gone; the caller uses HTTP, which is safe
+      // even if the command did go out (commands are idempotent).
+      const timer = setTimeout(() => settle(false), SEND_TIMEOUT_MS);
+      pendingSends.set(id, settle);
+    });
   }
 
   function reconnect() {
@@ -342,35 +485,66 @@ function shareSocket(options, dispatcher) {
     else post({ kind: "reconnect" });
   }
 
-  function onPageHide() {
+  function sayBye() {
     post({ kind: "bye", id: tabId, leader: socket !== null });
+  }
+
+  // Frozen or cached, this tab can't lead or answer: let the others go on.
+  function pause() {
+    if (paused || closed) return;
+    sayBye();
+    paused = true;
+    queue?.abort();
+    queue = null;
+    stepDown();
+  }
+
+  function resume() {
+    if (!paused || closed) return;
+    paused = false;
+    unansweredSince = null;
+    onUse();
+    join();
+  }
+
+  function onPageHide(event) {
+    if (event.persisted) pause();
+    else sayBye();
+  }
+
+  function onPageShow(event) {
+    if (event.persisted) resume();
   }
 
   // Stop taking part: give the lock up (or stop waiting for it), say goodbye.
   function finish() {
     if (closed) return;
-    onPageHide();
+    sayBye();
     closed = true;
-    abort.abort();
-    socket?.close();
-    socket = null;
-    release?.();
+    clearTimeout(heartbeat);
+    queue?.abort();
+    stepDown();
+    for (const settle of [...pendingSends.values()]) settle(false);
     channel.close();
     window.removeEventListener("online", reconnect);
     window.removeEventListener("focus", onUse);
     document.removeEventListener("visibilitychange", onUse);
+    document.removeEventListener("freeze", pause);
+    document.removeEventListener("resume", resume);
     window.removeEventListener("pagehide", onPageHide);
+    window.removeEventListener("pageshow", onPageShow);
   }
 
   channel.addEventListener("message", receive);
   window.addEventListener("online", reconnect);
   window.addEventListener("focus", onUse);
   document.addEventListener("visibilitychange", onUse);
+  document.addEventListener("freeze", pause);
+  document.addEventListener("resume", resume);
   window.addEventListener("pagehide", onPageHide);
-  announce();
-  navigator.locks.request(name, { signal: abort.signal }, lead).catch(() => {
-    // Aborted by close(): nothing to lead.
-  });
+  window.addEventListener("pageshow", onPageShow);
+  beat();
+  join();
 
   return {
     send,
@@ -390,7 +564,7 @@ function shareSocket(options, dispatcher) {
  * It reports to `sink` (frames, states, and whether anyone looks at a tab) and
  * never touches the page.
  */
-function openSocket({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, lastId = null }, sink) {
+function openSocket({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, user, lastId = null }, sink) {
   const url = websocketUrl(wsUrl);
   const crossHost = url.hostname !== location.hostname;
 
@@ -405,6 +579,8 @@ function openSocket({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, lastId = nul
   let closed = false;
   let unacknowledged = [];
   let ackTimer = null;
+  let held = []; // frames of this attempt before its welcome
+  let overflowed = false;
 
   function setState(next, text) {
     state = next;
@@ -434,6 +610,8 @@ function openSocket({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, lastId = nul
     if (closed) return;
     const current = new WebSocket(url);
     socket = current;
+    held = [];
+    overflowed = false;
     current.addEventListener("open", () => current.send(JSON.stringify(hello)));
     current.addEventListener("message", (message) => receive(message.data));
     current.addEventListener("close", (event) => {
@@ -498,23 +676,42 @@ function openSocket({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, lastId = nul
       console.error("live: frame is not JSON", error);
       return;
     }
-    switch (frame.type) {
-      case "welcome":
-        advanceCursor(frame.cursor);
-        retries = 0;
-        setState("live");
-        flushAcknowledgements();
-        break;
-      case "notification":
-        advanceCursor(frame.cursor);
-        acknowledge(frame.id);
-        break;
-      case "push":
-        advanceCursor(frame.cursor);
-        break;
-      default:
-        break;
+    if (frame.type === "welcome") return welcome(frame);
+    // An error answers the hello itself and says nothing about anyone.
+    if (state !== "live" && frame.type !== "error") return hold(frame);
+    accept(frame);
+  }
+
+  function hold(frame) {
+    if (overflowed) return;
+    held.push(frame);
+    if (held.length > MAX_HELD_FRAMES) {
+      held = [];
+      overflowed = true;
     }
+  }
+
+  function welcome(frame) {
+    if (user && String(frame.user?.id) !== String(user)) {
+      // Someone else signed in in this browser since the page loaded.
+      close();
+      setState("closed", "signed in as someone else: reload the page");
+      return;
+    }
+    const replay = overflowed ? [{ type: "resync", reason: "too many missed frames" }] : held;
+    held = [];
+    overflowed = false;
+    replay.forEach(accept);
+    advanceCursor(frame.cursor);
+    retries = 0;
+    setState("live");
+    flushAcknowledgements();
+    sink.frame(frame);
+  }
+
+  function accept(frame) {
+    if (frame.type === "notification") acknowledge(frame.id);
+    if (frame.type === "notification" || frame.type === "push") advanceCursor(frame.cursor);
     sink.frame(frame);
   }
 
