@@ -42,6 +42,7 @@ from . import services, wire
 from .conf import settings
 from .models import Audience, Level
 from .registry import EventType, UndeclaredEventType, get_event_type
+from .usermodel import key_of
 
 __all__ = [
     "InvalidPayload",
@@ -104,7 +105,7 @@ def superusers() -> Recipients:
 
 def users(*users: AbstractBaseUser | wire.UserKey | UUID) -> Recipients:
     """These users (instances or primary keys, of any type)."""
-    keys = frozenset(map(wire.user_key, users))
+    keys = frozenset(map(key_of, users))
     if not keys:
         raise ValueError("name at least one user")
     return Recipients(wire.AudienceSpec(users=keys))

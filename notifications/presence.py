@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from django.contrib.auth import get_user_model
 
 from .broker import get_redis, presence_registry_key
-from .wire import UserKey, user_key
+from .usermodel import key_of
+from .wire import UserKey
 
 __all__ = ["Online", "PresenceUnavailable", "is_online", "online"]
 
@@ -50,17 +50,16 @@ def online() -> Online:
     """Who is connected now, and how many connections each has."""
     hashes = _ask_live_processes(lambda pipe, key: pipe.hgetall(key))
     connections: dict[UserKey, int] = {}
-    to_python = get_user_model()._meta.pk.to_python
     for counts in hashes:
         for field, count in counts.items():
-            user_id = user_key(to_python(field))
+            user_id = key_of(field)
             connections[user_id] = connections.get(user_id, 0) + int(count)
     return Online(connections=connections, processes=len(hashes))
 
 
 def is_online(user: Any) -> bool:
     """Tell whether ``user`` (an instance or a primary key) has a connection now."""
-    user_id = str(user_key(user))
+    user_id = str(key_of(user))
     return any(_ask_live_processes(lambda pipe, key: pipe.hget(key, user_id)))
 
 

@@ -20,6 +20,7 @@ from . import hooks, publishing, selectors, wire
 from .models import Audience, Event, Level, Notification
 from .payloads import audience_spec
 from .registry import BUILTIN_EVENT_TYPES, RETRACTED, EventType
+from .usermodel import key_of
 
 __all__ = [
     "InboxChange",
@@ -294,6 +295,8 @@ def _announce(
 ) -> InboxChange:
     """Count what is unread now; if anything changed, say so on commit."""
     unread = selectors.unread_count(user_id=user_id)
+    # The views pass request.user.pk, the socket a wire key: receivers get one.
+    user_id = key_of(user_id)
     if changed:
         publish = _PUBLISHERS[signal]
         transaction.on_commit(

@@ -10,11 +10,14 @@ the groups audience is nobody, and so on, and the system check
 """
 
 from functools import cache
+from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 
-__all__ = ["AUDIENCE_FIELDS", "has_field"]
+from . import wire
+
+__all__ = ["AUDIENCE_FIELDS", "has_field", "key_of"]
 
 #: The user field each audience needs.
 AUDIENCE_FIELDS = {
@@ -33,3 +36,16 @@ def has_field(name: str) -> bool:
     except FieldDoesNotExist:
         return False
     return True
+
+
+def key_of(user: Any) -> wire.UserKey:
+    """
+    The key of ``user`` (an instance, or its primary key in any form: ``5`` or
+    ``"5"``, a UUID or its string) as the wire, the hub and the signals spell
+    it. Raises ``ValueError`` for something that can't be a primary key.
+    """
+    pk = getattr(user, "pk", user)
+    try:
+        return wire.user_key(get_user_model()._meta.pk.to_python(pk))
+    except ValidationError as error:
+        raise ValueError(f"not a user id: {pk!r}") from error

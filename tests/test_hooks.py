@@ -58,6 +58,22 @@ def test_read_and_dismissed_say_what_changed(heard, django_capture_on_commit_cal
     ]
 
 
+def test_receivers_get_the_same_user_id_whoever_made_the_change(
+    heard, django_capture_on_commit_callbacks
+):
+    """The HTTP views pass request.user.pk, the socket a key it parsed from
+    a message: a receiver used to get a UUID from one and a string from the
+    other. It gets the user key (int for an integer primary key, str
+    otherwise) either way."""
+    alice = make_user()
+    event = services.send_event(title="one", audience="users", users=[alice]).pk
+    with django_capture_on_commit_callbacks(execute=True):
+        services.mark_read(user_id=str(alice.pk), event_id=event)
+    [arguments] = [args for name, args in heard if name == "notification_read"]
+    assert arguments["user_id"] == alice.pk
+    assert type(arguments["user_id"]) is int
+
+
 def test_delivered_names_the_acknowledged_events_and_users(heard):
     alice, bob = make_user(), make_user()
     event = services.send_event(title="one")

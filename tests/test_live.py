@@ -189,6 +189,18 @@ def test_unknown_permission_raises(name):
         live.permission(name)
 
 
+def test_a_user_named_by_a_string_key_is_the_same_user():
+    """A key read from a URL or a form is a string: live.users("5") used to
+    become the key "5", which never matches user 5 (the hub and the inbox
+    key an integer primary key by the number). It is converted the way the
+    user model's primary key converts it; a key that can't be one raises."""
+    user = make_user()
+    assert live.users(str(user.pk)).audience == live.users(user).audience
+    assert live.users(str(user.pk)).audience.users == frozenset({user.pk})
+    with pytest.raises(ValueError, match="not a user id"):
+        live.users("alice")
+
+
 def test_empty_user_and_group_audiences_raise():
     """users() and groups() with nobody in them is a mistake, not an empty push."""
     with pytest.raises(ValueError, match="at least one user"):
