@@ -3,15 +3,27 @@
 import importlib.util
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
+import redis
 from django.apps import AppConfig
-from django.core.checks import Error, Warning, register
+from django.conf import settings as django_settings
+from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
+from .conf import DEFAULTS, settings
 from .registry import declared_event_types
 from .usermodel import AUDIENCE_FIELDS, has_field
 
-__all__ = ["check_event_types", "check_package_conflict", "check_user_model"]
+__all__ = [
+    "check_event_types",
+    "check_package_conflict",
+    "check_settings",
+    "check_user_model",
+]
+
+#: Numeric settings for which 0 means "no limit"; every other must be above 0.
+ZERO_MEANS_NO_LIMIT = frozenset({"WS_MAX_CONNECTIONS_PER_ADDRESS"})
 
 
 @register()
@@ -72,3 +84,98 @@ def check_user_model(
         for audience, field in AUDIENCE_FIELDS.items()
         if not has_field(field)
     ]
+
+
+@register()
+def check_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """
+    ``notifications.E003``: a setting of the wrong type or out of range;
+    ``notifications.W002``: a ``NOTIFICATIONS_`` setting that doesn't exist
+    (a typo keeps the default, silently, without this).
+
+    Each setting's type is its default's (conf.DEFAULTS, the one place they
+    live); the Redis URL is parsed as redis-py will, without connecting.
+    """
+    messages: list[CheckMessage] = [
+        Error(
+            f"NOTIFICATIONS_{name}: {problem}.",
+            hint=f"The default is {DEFAULTS[name]!r}; the README's configuration "
+            "table says what it does.",
+            id="notifications.E003",
+        )
+        for name in DEFAULTS
+        if (problem := _setting_problem(name, getattr(settings, name)))
+    ]
+    if problem := _redis_url_problem(settings.REDIS_URL):
+        messages.append(
+            Error(
+                f"The Redis URL {settings.REDIS_URL!r} is invalid: {problem}.",
+                hint="NOTIFICATIONS_REDIS_URL (or REDIS_URL) takes "
+                "redis://, rediss:// or unix:// URLs.",
+                id="notifications.E003",
+            )
+        )
+    messages.extend(
+        Warning(
+            f"{name} is not a setting of this app; it has no effect.",
+            hint="Check the spelling against the README's configuration table.",
+            id="notifications.W002",
+        )
+        for name in dir(django_settings)
+        if name.startswith("NOTIFICATIONS_")
+        and name.removeprefix("NOTIFICATIONS_") not in DEFAULTS
+    )
+    return messages
+
+
+def _setting_problem(name: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for the setting ``name``, or None."""
+    default = DEFAULTS[name]
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else f"{value!r} is not True or False"
+    if isinstance(default, int | float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{value!r} is not a number"
+        if isinstance(default, int) and not isinstance(value, int):
+            return f"{value!r} is not a whole number"
+        if value < 0 or (value == 0 and name not in ZERO_MEANS_NO_LIMIT):
+            return f"{value!r} must be above 0"
+        return None
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            return f"{value!r} is not a string"
+        return _ws_url_problem(value) if name == "WS_URL" else None
+    if isinstance(default, list):
+        if not isinstance(value, list | tuple) or not all(
+            isinstance(item, str) for item in value
+        ):
+            return f"{value!r} is not a list of strings"
+        return _origins_problem(value) if name == "WS_ORIGINS" else None
+    # EVENT_TYPES: a dict, checked in full by notifications.E001.
+    return None if isinstance(value, dict) else f"{value!r} is not a dict"
+
+
+def _ws_url_problem(url: str) -> str | None:
+    if not url or url.startswith("/"):
+        return None
+    if urlsplit(url).scheme not in {"ws", "wss", "http", "https"}:
+        return f"{url!r} is not a ws(s):// or http(s):// URL, nor a path like /ws"
+    return None
+
+
+def _origins_problem(origins: Sequence[str]) -> str | None:
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path:
+            return f"{origin!r} is not an origin like 'https://example.com'"
+    return None
+
+
+def _redis_url_problem(url: str) -> str | None:
+    try:
+        redis.ConnectionPool.from_url(url)
+    except ValueError as exc:
+        return str(exc)
+    return None

@@ -12,7 +12,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from notifications.conf import DEFAULTS as NOTIFICATIONS_DEFAULTS
+from notifications.conf import DEFAULTS as notifications_defaults
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -142,7 +142,7 @@ _CASTS = {
     str: env.str,
     dict: env.json,
 }
-for _name, _default in NOTIFICATIONS_DEFAULTS.items():
+for _name, _default in notifications_defaults.items():
     _variable = f"NOTIFICATIONS_{_name}"
     if _variable in env:
         globals()[_variable] = _CASTS[type(_default)](_variable)

@@ -106,6 +106,7 @@ VARIANTS = {
     "script-name": "",
     # Custom user models (USER_MODELS), in an app of the project's own.
     "uuid-users": CUSTOM_USER,
+    "string-key-users": CUSTOM_USER,
     "minimal-users": CUSTOM_USER,
 }
 
@@ -120,6 +121,21 @@ from django.db import models
 
 class User(AbstractUser):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+""",
+    # Django's user, keyed by a string that isn't a number.
+    "string-key-users": """
+import secrets
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+def new_id():
+    return f"user-{secrets.token_hex(6)}"
+
+
+class User(AbstractUser):
+    id = models.CharField(primary_key=True, max_length=20, default=new_id, editable=False)
 """,
     # The least Django allows: no is_staff, is_superuser, groups or permissions.
     "minimal-users": """
@@ -344,7 +360,8 @@ def test_the_documented_quick_start_works_in_a_stock_project(site):
     sent with notify() in the project's shell arrives: in the stock project;
     served under a path (SCRIPT_NAME); with its sessions in a Redis cache
     (alone, and in front of the database); with a custom user model keyed by
-    UUID; and with one that has no is_staff, groups or permissions."""
+    UUID, or by a string; and with one that has no is_staff, groups or
+    permissions."""
     cookie = session_cookie(site)
     mount = urlsplit(site.url).path
     home = urllib.request.Request(
@@ -376,9 +393,11 @@ def test_the_documented_quick_start_works_in_a_stock_project(site):
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("site", ["stock", "uuid-users"], indirect=True)
+@pytest.mark.parametrize(
+    "site", ["stock", "uuid-users", "string-key-users"], indirect=True
+)
 def test_the_stock_project_shows_the_notification_in_the_bell(site):
-    """The same project in Chromium, stock and with UUID user keys: the
+    """The same project in Chromium, stock and with UUID and string user keys: the
     admin's login, then the home page's bell goes live, counts the
     notification, and Mark read brings the count back down."""
     chromium = os.environ.get("CHROMIUM") or shutil.which("chromium")

@@ -1,7 +1,11 @@
-"""System checks that guard the installation, not one setting."""
+"""System checks: the installation and the settings, at start-up."""
+
+import pytest
+from django.core.checks import run_checks
+from django.test import override_settings
 
 import notifications
-from notifications.checks import check_package_conflict
+from notifications.checks import check_package_conflict, check_settings
 
 
 def test_django_notifications_hq_in_the_same_package_is_an_error(tmp_path, monkeypatch):
@@ -17,3 +21,54 @@ def test_django_notifications_hq_in_the_same_package_is_an_error(tmp_path, monke
     [error] = check_package_conflict()
     assert error.id == "notifications.E002"
     assert "django-notifications-hq" in error.msg
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "says"),
+    [
+        (
+            "NOTIFICATIONS_WS_RATE_LIMIT",
+            0,
+            "NOTIFICATIONS_WS_RATE_LIMIT: 0 must be above 0.",
+        ),
+        ("NOTIFICATIONS_RESUME_LIMIT", "200", "'200' is not a number"),
+        ("NOTIFICATIONS_RESUME_LIMIT", 2.5, "2.5 is not a whole number"),
+        ("NOTIFICATIONS_WS_COMPRESSION", "yes", "'yes' is not True or False"),
+        ("NOTIFICATIONS_WS_ORIGINS", "https://a.example", "is not a list of strings"),
+        ("NOTIFICATIONS_WS_ORIGINS", ["a.example"], "'a.example' is not an origin"),
+        ("NOTIFICATIONS_WS_URL", "example.com/ws", "nor a path like /ws"),
+        ("NOTIFICATIONS_EVENT_TYPES", [], "[] is not a dict"),
+        ("NOTIFICATIONS_REDIS_URL", "localhost:6379", "Redis URL must specify one"),
+        ("REDIS_URL", "http://cache", "Redis URL must specify one"),
+    ],
+)
+def test_a_bad_setting_is_an_error_at_check_time(setting, value, says):
+    """A wrong type or range used to fail at first use (a TypeError in the
+    relay, an AttributeError at the first publish); manage.py check names
+    the setting and what is wrong (notifications.E003)."""
+    assert check_settings() == []
+    with override_settings(**{setting: value}):
+        [error] = check_settings()
+    assert error.id == "notifications.E003"
+    assert says in error.msg
+
+
+def test_zero_is_allowed_where_it_means_no_limit():
+    with override_settings(NOTIFICATIONS_WS_MAX_CONNECTIONS_PER_ADDRESS=0):
+        assert check_settings() == []
+
+
+def test_a_misspelt_setting_is_warned_about():
+    """NOTIFICATIONS_RESUME_LIMT would keep the default without a word."""
+    with override_settings(NOTIFICATIONS_RESUME_LIMT=50):
+        [warning] = check_settings()
+    assert warning.id == "notifications.W002"
+    assert "NOTIFICATIONS_RESUME_LIMT" in warning.msg
+
+
+def test_the_checks_run_under_manage_py_check():
+    """Registered: a project's `manage.py check` (and runserver, migrate)
+    reports them, not only a direct call."""
+    with override_settings(NOTIFICATIONS_WS_RATE_LIMIT=-1):
+        messages = run_checks()
+    assert "notifications.E003" in {message.id for message in messages}
