@@ -65,6 +65,11 @@ DEFAULTS: dict[str, Any] = {
     # reconciles from the database whatever was not published.
     "PUBLISH_TIMEOUT": 0.1,
     "PUBLISH_COOLDOWN": 5.0,
+    # ws_server: seconds between two canaries the relay publishes to the
+    # stream, and seconds one may take to come back through it before the
+    # relay counts its read as dead (/readyz fails, the relay reconnects).
+    "CANARY_INTERVAL": 1.0,
+    "CANARY_TIMEOUT": 3.0,
     # ws_server: seconds between reconciliation sweeps of the event table.
     "SWEEP_INTERVAL": 0.5,
     # Seconds an event id below the newest one seen may stay uncommitted (a

@@ -29,6 +29,7 @@ __all__ = [
     "VERSION",
     "Ack",
     "AudienceSpec",
+    "Canary",
     "ClientMessage",
     "CloseCode",
     "Dismiss",
@@ -47,6 +48,7 @@ __all__ = [
     "audience_data",
     "audience_from_data",
     "decode_redis",
+    "encode_canary",
     "encode_dismissed",
     "encode_error",
     "encode_event",
@@ -187,7 +189,17 @@ class GroupChanged:
     group_id: int
 
 
-RedisMessage = EventMessage | UserFrame | SessionEnded | UserChanged | GroupChanged
+@dataclass(frozen=True, slots=True)
+class Canary:
+    """A ws_server process's canary: it checks that the stream brings it back."""
+
+    process: str
+    sequence: int
+
+
+RedisMessage = (
+    EventMessage | UserFrame | SessionEnded | UserChanged | GroupChanged | Canary
+)
 
 
 class UnknownVersion(ValueError):
@@ -286,6 +298,12 @@ def encode_group_changed(group_id: int) -> str:
     return _dumps({"v": VERSION, "type": "group_changed", "group": group_id})
 
 
+def encode_canary(process: str, sequence: int) -> str:
+    return _dumps(
+        {"v": VERSION, "type": "canary", "process": process, "sequence": sequence}
+    )
+
+
 def decode_redis(raw: str | bytes) -> RedisMessage:
     """
     Decode a Redis message.
@@ -315,6 +333,8 @@ def decode_redis(raw: str | bytes) -> RedisMessage:
         return UserChanged(user_id=parse_user_key(data["user"]))
     if kind == "group_changed":
         return GroupChanged(group_id=int(data["group"]))
+    if kind == "canary":
+        return Canary(process=str(data["process"]), sequence=int(data["sequence"]))
     raise ValueError(f"unknown message type: {kind!r}")
 
 

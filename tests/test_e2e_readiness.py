@@ -1,7 +1,8 @@
 """
 GET /readyz on a real runwsserver: 503 with the reason while Redis is down
-or hung or the database is cut off, 200 again once it is back; /healthz
-stays 200 throughout.
+or hung, while what is published doesn't come back through the stream, or
+while the database is cut off; 200 again once it is back; /healthz stays 200
+throughout.
 """
 
 import json
@@ -10,6 +11,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+import redis
 from django.db import connection
 
 from tests.faultproxy import FaultProxy
@@ -29,6 +31,13 @@ def probe(server: WebSocketServerProcess, path: str) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
+
+
+def content_types(server: WebSocketServerProcess, path: str) -> list[str]:
+    """The Content-Type headers of the answer to GET ``path``."""
+    url = server.url.replace("ws://", "http://").replace("/ws", path)
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return response.headers.get_all("Content-Type")
 
 
 def wait_for_status(server: WebSocketServerProcess, status: int) -> tuple[float, str]:
@@ -53,6 +62,8 @@ def test_readiness_follows_redis(private_redis, redis_prefix, fault):
     ) as server:
         _took, body = wait_for_status(server, 200)
         assert json.loads(body) == {"ready": True, "problems": []}
+        # Once: websockets' respond() sets text/plain, which used to stay.
+        assert content_types(server, "/readyz") == ["application/json"]
         if fault == "killed":
             private_redis.kill()
         else:
@@ -69,6 +80,37 @@ def test_readiness_follows_redis(private_redis, redis_prefix, fault):
                 private_redis.start()
             else:
                 private_redis.resume()
+        wait_for_status(server, 200)
+
+
+def test_readiness_follows_the_canary(private_redis, redis_prefix):
+    """Redis pauses writes (CLIENT PAUSE WRITE, as its failover does): the
+    relay's XREAD still answers on time and PING works, so no timeout fires,
+    yet nothing published arrives. The relay's canary doesn't come back:
+    within 5 s /readyz says "what is published does not come back" and the
+    relay logs that it reconnects; within 5 s of writes resuming, 200."""
+    with WebSocketServerProcess(
+        redis_prefix=redis_prefix, redis_url=private_redis.url
+    ) as server:
+        wait_for_status(server, 200)
+        client = redis.Redis.from_url(private_redis.url)
+        client.client_pause(10_000, all=False)
+        paused_at = time.monotonic()
+        try:
+            while True:
+                answer, body = probe(server, "/readyz")
+                if answer == 503 and json.loads(body)["problems"] == [
+                    "redis: what is published does not come back"
+                ]:
+                    break
+                assert time.monotonic() - paused_at < FLIP_BOUND, body
+                time.sleep(0.1)
+            server.wait_for_log(
+                "no canary came back through the stream within 3.0s", timeout=5
+            )
+        finally:
+            client.client_unpause()
+            client.close()
         wait_for_status(server, 200)
 
 

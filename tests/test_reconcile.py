@@ -4,12 +4,17 @@ import asyncio
 import threading
 
 import pytest
+import redis.asyncio as aioredis
+from django.db import OperationalError
 
 from notifications import services
 from ws_server import reconcile
+from ws_server.canary import Canary
+from ws_server.db import DatabaseUnavailable, run_orm
 from ws_server.delivery import Dispatcher
 from ws_server.hub import Hub
 from ws_server.maintenance import Rechecker, Revocations
+from ws_server.readiness import Readiness
 from ws_server.reconcile import Sweeper
 
 # The sweep queries from ORM threads: they must see the test's commits.
@@ -54,3 +59,44 @@ def test_a_catch_up_during_a_sweep_waits_for_it(monkeypatch):
 
     swept, caught_up = asyncio.run(scenario())
     assert (swept, caught_up) == (len(ids), 0)
+
+
+def test_readiness_follows_the_sweep_not_every_query(monkeypatch):
+    """Any failed query used to mark the database down until the next one
+    succeeded, so one slow handshake query made /readyz flap. Now readiness
+    follows the sweep alone: not ready before the first sweep, ready after
+    it whatever other queries do, not ready while sweeps fail, ready again
+    after the next one that works."""
+    event_ids_after = reconcile.selectors.event_ids_after
+
+    def unreachable(**kwargs):
+        raise OperationalError("connection refused")
+
+    async def scenario() -> list[list[str]]:
+        sweeps = sweeper()
+        sweeps.relay_connected.set()
+        # A canary that has sent nothing is never overdue.
+        idle = Canary(
+            aioredis.Redis(),
+            "unused",
+            sweeps.relay_connected,
+            interval=1,
+            timeout=1,
+            maxlen=1,
+        )
+        readiness = Readiness(sweeps, idle)
+        seen = [readiness.problems()]
+        await sweeps.tick()
+        with pytest.raises(DatabaseUnavailable):
+            await run_orm(unreachable)
+        seen.append(readiness.problems())
+        monkeypatch.setattr(reconcile.selectors, "event_ids_after", unreachable)
+        await sweeps.tick()
+        seen.append(readiness.problems())
+        monkeypatch.setattr(reconcile.selectors, "event_ids_after", event_ids_after)
+        await sweeps.tick()
+        seen.append(readiness.problems())
+        return seen
+
+    unavailable = ["database: unavailable"]
+    assert asyncio.run(scenario()) == [unavailable, [], unavailable, []]

@@ -24,7 +24,6 @@ the event doesn't receive it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
@@ -65,13 +64,25 @@ class Sweeper:
         # The loop's sweeps and the relay's catch-up take turns: each
         # replaces ``_missing``, which the other may be in the middle of.
         self._sweeping = asyncio.Lock()
+        #: Whether the last sweep reached the database: readiness follows it,
+        #: not every query (one slow handshake query is no outage), and
+        #: nothing before the first sweep.
+        self.database_ok = False
 
     async def run(self) -> None:
         """Sweep forever; a database outage only delays the next sweep."""
         while True:
-            with contextlib.suppress(DatabaseUnavailable):  # logged by run_orm
-                await self.sweep()
+            await self.tick()
             await asyncio.sleep(self.interval)
+
+    async def tick(self) -> None:
+        """One sweep of ``run``; whether it reached the database is noted."""
+        try:
+            await self.sweep()
+        except DatabaseUnavailable:  # logged by run_orm
+            self.database_ok = False
+        else:
+            self.database_ok = True
 
     async def catch_up(self) -> int:
         """

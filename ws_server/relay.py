@@ -10,6 +10,10 @@ plus a margin means a hung server), it reconnects with exponential backoff
 and full jitter, logs the outage once and the recovery once, and reads on
 from where it stopped.
 
+A read that answers on time can still be dead (nothing published reaches
+it): the canary (``ws_server.canary``) notices, and the relay reconnects as
+after any other fault.
+
 Revocations published while the stream was out of reach are lost, and so
 are entries trimmed before this relay read them: in both cases every
 connection is re-checked against the database before the relay reads
@@ -20,14 +24,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import cast
 
 import redis.asyncio as aioredis
 from redis.backoff import FullJitterBackoff
 from redis.exceptions import RedisError
 
+from notifications.wire import Canary as CanaryMessage
 from notifications.wire import RedisMessage, UnknownVersion, decode_redis
 
+from .canary import Canary, CanaryLost
 from .db import DatabaseUnavailable
 from .delivery import Dispatcher
 from .maintenance import Rechecker
@@ -55,15 +62,20 @@ class Relay:
         dispatcher: Dispatcher,
         rechecker: Rechecker,
         sweeper: Sweeper,
+        canary: Canary,
     ) -> None:
         self.redis_url = redis_url
         self.stream = stream
         self.dispatcher = dispatcher
         self.rechecker = rechecker
         self.sweeper = sweeper
+        self.canary = canary
         # Set while the relay reads the stream; the sweep hurries when not.
         self.connected = sweeper.relay_connected
         self._last_entry: str | None = None
+        # When the current connection started reading: only canaries sent
+        # since then can condemn it.
+        self._reading_since = 0.0
 
     async def run(self) -> None:
         """Relay until cancelled, reconnecting whenever Redis goes away."""
@@ -84,7 +96,7 @@ class Relay:
                     logger.info("relay connected to Redis, reading %s", self.stream)
                 failures = 0
                 await self._read_forever(redis)
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError, CanaryLost) as exc:
                 self.connected.clear()
                 if not failures:
                     logger.warning(
@@ -108,6 +120,7 @@ class Relay:
             self._last_entry = newest[0][0].decode() if newest else "0-0"
         elif await self._trimmed(redis) or recovering:
             await self._recover()
+        self._reading_since = time.monotonic()
         self.connected.set()
 
     async def _recover(self) -> None:
@@ -146,9 +159,16 @@ class Relay:
             for entry_id, fields in entries:
                 self._last_entry = entry_id.decode()
                 message = _decode(fields.get(b"m", b""))
-                if message is not None:
+                if isinstance(message, CanaryMessage):
+                    self.canary.returned(message)
+                elif message is not None:
                     messages.append(message)
             self.dispatcher.dispatch(messages)
+            if self.canary.overdue(sent_since=self._reading_since):
+                raise CanaryLost(
+                    f"no canary came back through the stream within "
+                    f"{self.canary.timeout}s"
+                )
 
     async def _trimmed(self, redis: aioredis.Redis) -> bool:
         """

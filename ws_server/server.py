@@ -30,6 +30,7 @@ from notifications.broker import stream_key
 from notifications.conf import settings
 
 from .acks import Acknowledgements
+from .canary import Canary
 from .connection import ConnectionLimits, guarded_connection
 from .db import start_orm_threads
 from .delivery import Dispatcher
@@ -82,6 +83,8 @@ def process_request(
         ready, body = readiness.report()
         status = http.HTTPStatus.OK if ready else http.HTTPStatus.SERVICE_UNAVAILABLE
         response = connection.respond(status, body)
+        # respond() set text/plain; Headers would keep both.
+        del response.headers["Content-Type"]
         response.headers["Content-Type"] = "application/json"
         return response
     if path != WEBSOCKET_PATH:
@@ -138,11 +141,21 @@ async def run_server(host: str, port: int, *, reuse_port: bool = False) -> None:
         interval=settings.SWEEP_INTERVAL,
         gap_timeout=settings.GAP_TIMEOUT,
     )
-    relay = Relay(settings.REDIS_URL, stream_key(), dispatcher, rechecker, sweeper)
     redis = aioredis.Redis.from_url(
         settings.REDIS_URL,
         socket_connect_timeout=settings.REDIS_TIMEOUT,
         socket_timeout=settings.REDIS_TIMEOUT,
+    )
+    canary = Canary(
+        redis,
+        stream_key(),
+        sweeper.relay_connected,
+        interval=settings.CANARY_INTERVAL,
+        timeout=settings.CANARY_TIMEOUT,
+        maxlen=settings.STREAM_MAXLEN,
+    )
+    relay = Relay(
+        settings.REDIS_URL, stream_key(), dispatcher, rechecker, sweeper, canary
     )
     acknowledgements = Acknowledgements()
     handler = Handler(
@@ -163,7 +176,7 @@ async def run_server(host: str, port: int, *, reuse_port: bool = False) -> None:
             host,
             port,
             process_request=functools.partial(
-                process_request, readiness=Readiness(sweeper.relay_connected)
+                process_request, readiness=Readiness(sweeper, canary)
             ),
             process_response=process_response,
             origins=allowed_origins(),
@@ -193,6 +206,7 @@ async def run_server(host: str, port: int, *, reuse_port: bool = False) -> None:
             await _serve_until_stopped(
                 {
                     "relay": relay.run(),
+                    "canary": canary.run(),
                     "sweep": sweeper.run(),
                     "recheck": rechecker.run(),
                     "acks": acknowledgements.run(),
