@@ -8,7 +8,7 @@ class NotificationsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the system checks and connects the receivers.
-        from . import checks, signals  # noqa: F401
+        from . import checks, deploy_checks, signals  # noqa: F401
 
         if apps.is_installed("django.contrib.admin"):
             from . import activity  # noqa: F401

@@ -47,6 +47,10 @@ DEFAULTS: dict[str, Any] = {
     "WS_RATE_BURST": 30,
     # Open connections allowed per user on one ws_server process (4009).
     "WS_MAX_CONNECTIONS_PER_USER": 20,
+    # Seconds between the server's pings on an idle connection: keepalive for
+    # proxies that close quiet sockets (nginx after 60 s), and how a dead
+    # client is noticed.
+    "WS_PING_INTERVAL": 20.0,
     # Seconds a new TCP connection has to finish the WebSocket handshake.
     "WS_OPEN_TIMEOUT": 10.0,
     # Open TCP connections allowed from one client address (0: no cap). Behind

@@ -20,10 +20,14 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 INSECURE_SECRET_KEY = "django-insecure-demo-key-do-not-use-in-production"
+#: The placeholder in .env.example: long enough, and just as public.
+EXAMPLE_SECRET_KEY = "change-me-to-a-long-random-string-of-at-least-32-characters"
 
 DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env.str("SECRET_KEY", default=INSECURE_SECRET_KEY)
-if not DEBUG and (SECRET_KEY == INSECURE_SECRET_KEY or len(SECRET_KEY) < 32):
+if not DEBUG and (
+    SECRET_KEY in {INSECURE_SECRET_KEY, EXAMPLE_SECRET_KEY} or len(SECRET_KEY) < 32
+):
     raise ImproperlyConfigured(
         "SECRET_KEY must be set to a long random value when DEBUG is off; "
         "the built-in default is public and only fit for the local demo."

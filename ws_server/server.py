@@ -185,6 +185,7 @@ async def run_server(host: str, port: int, *, reuse_port: bool = False) -> None:
             # A client we close for flooding has its close frame queued behind
             # frames we no longer read: don't wait long for it.
             close_timeout=2,
+            ping_interval=settings.WS_PING_INTERVAL,
             # Sockets that never finish the HTTP upgrade; "hello" has its own.
             open_timeout=settings.WS_OPEN_TIMEOUT,
             # Bounds below the handler: connections per address and per file
