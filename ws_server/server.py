@@ -11,10 +11,10 @@ then close Redis. SIGINT and SIGTERM only set an event.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import http
 import logging
+import math
 import signal
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from django.conf import settings as django_settings
 from django.http.cookie import parse_cookie
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.typing import Origin
 
@@ -57,6 +58,15 @@ REVOCATION_HORIZON = 60.0
 
 #: Pending connections the kernel queues for us (capped by net.core.somaxconn).
 ACCEPT_BACKLOG = 2048
+# At shutdown the open connections are closed a batch every
+# SHUTDOWN_BATCH_INTERVAL seconds, over this share of SHUTDOWN_TIMEOUT: their
+# clients reconnect to the other processes spread over seconds instead of all
+# in one millisecond (jitter on the client only spreads what arrives at
+# once). The rest of the timeout is for the last closing handshakes.
+SHUTDOWN_SPREAD = 0.5
+# Seconds the background loops get to finish once cancelled at shutdown.
+CANCEL_TIMEOUT = 2.0
+SHUTDOWN_BATCH_INTERVAL = 0.1
 
 
 def process_request(
@@ -244,17 +254,25 @@ async def _serve_until_stopped(
     finally:
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Bounded: a loop that swallowed its cancellation must not keep the
+        # process from draining and exiting; it is named instead.
+        _done, stuck = await asyncio.wait(tasks, timeout=CANCEL_TIMEOUT)
+        for task in stuck:
+            logger.error(
+                "the %s loop ignored its cancellation; leaving it", task.get_name()
+            )
 
 
 async def _drain(server: Server) -> None:
-    """Close every connection with 1001; drop whoever lingers past the timeout."""
+    """
+    Stop accepting, close every connection with 1001 in batches spread over
+    part of the timeout, and drop whoever lingers past the timeout.
+    """
     timeout = settings.SHUTDOWN_TIMEOUT
-    server.close()
     try:
         async with asyncio.timeout(timeout):
+            await _close_spread(server, over=timeout * SHUTDOWN_SPREAD)
+            server.close()
             await server.wait_closed()
     except TimeoutError:
         lingering = server.connections
@@ -265,6 +283,24 @@ async def _drain(server: Server) -> None:
         )
         for connection in lingering:
             connection.transport.abort()
+
+
+async def _close_spread(server: Server, *, over: float) -> None:
+    """Close the open connections with 1001, a batch at a time, within ``over``."""
+    server.server.close()  # no new connections
+    connections = list(server.connections)
+    batches = max(1, math.floor(over / SHUTDOWN_BATCH_INTERVAL))
+    size = max(1, math.ceil(len(connections) / batches))
+    closing = []
+    for start in range(0, len(connections), size):
+        if start:
+            await asyncio.sleep(SHUTDOWN_BATCH_INTERVAL)
+        closing += [
+            asyncio.create_task(connection.close(CloseCode.GOING_AWAY))
+            for connection in connections[start : start + size]
+        ]
+    if closing:
+        await asyncio.wait(closing)
 
 
 def _log_listening(server: Server) -> None:
