@@ -97,6 +97,9 @@ class Relay:
                 failures = 0
                 await self._read_forever(redis)
             except (RedisError, OSError, CanaryLost) as exc:
+                if _cancelling():
+                    # redis-py can report a cancelled read as a failed one.
+                    raise asyncio.CancelledError from exc
                 self.connected.clear()
                 if not failures:
                     logger.warning(
@@ -196,6 +199,11 @@ class Relay:
             oldest[0][0].decode(),
         )
         return True
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _entry_id(entry: str) -> tuple[int, int]:
