@@ -61,6 +61,22 @@ def browser_ws_server(live_server, redis_prefix):
         yield server
 
 
+@pytest.fixture
+def killable_ws_server(live_server, redis_prefix):
+    """A runwsserver for the live server's pages that the test may kill and
+    start again on its port (``server.start(port=...)``); killed at the end."""
+    port = live_server.url.rsplit(":", 1)[1]
+    server = WebSocketServerProcess(
+        redis_prefix=redis_prefix, origins=[f"http://127.0.0.1:{port}"]
+    )
+    server.start()
+    try:
+        with override_settings(NOTIFICATIONS_WS_URL=server.url):
+            yield server
+    finally:
+        server.kill()
+
+
 #: The page's host decides its credential: the same host as the WebSocket
 #: server sends the session cookie, another one fetches a ticket.
 both_credentials = pytest.mark.parametrize(

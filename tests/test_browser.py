@@ -20,10 +20,10 @@ from tests.browser import (
     both_credentials,
     browser,
     browser_ws_server,
+    killable_ws_server,
     log_in,
 )
 from tests.factories import make_group, make_user
-from tests.servers import WebSocketServerProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -186,46 +186,37 @@ def test_admin_previews_the_audience_before_sending(
 
 
 def test_the_page_reconnects_within_seconds_of_the_server_coming_back(
-    browser, live_server, redis_prefix
+    browser, live_server, killable_ws_server
 ):
     """Kill the WebSocket server, keep it down 8 s (the backoff grows), start it
     again on the same port: a visible page is live again within the 4 s cap,
     and shows what was sent meanwhile within 5 s of the restart, with the read
     state it got meanwhile and without a toast (it is a replay)."""
-    port = live_server.url.rsplit(":", 1)[1]
-    origins = [f"http://127.0.0.1:{port}"]
-    server = WebSocketServerProcess(redis_prefix=redis_prefix, origins=origins)
-    server.start()
-    try:
-        with override_settings(NOTIFICATIONS_WS_URL=server.url):
-            alice = make_user(username="alice")
-            page = browser.new_page()
-            log_in(page, base_url(live_server, "127.0.0.1"), "alice")
-            ws_port = server.port
-            server.kill()
-            page.wait_for_selector(
-                "#connection-state[data-state=offline]", timeout=2_000
-            )
-            assert page.inner_text("#connection-state") == "reconnecting…"
-            read_meanwhile = services.send_event(title="Read on another device")
-            missed = services.send_event(title="Sent while you were away")
-            services.mark_read(user_id=alice.pk, event_id=read_meanwhile.pk)
-            time.sleep(8)
-            server.start(port=ws_port)
-            started = time.monotonic()
-            page.wait_for_selector("#connection-state[data-state=live]", timeout=6_000)
-            assert time.monotonic() - started < 4.5
-            page.locator(f"li[data-id='{missed.pk}'].unread").wait_for(
-                timeout=max(0.1, 5 - (time.monotonic() - started)) * 1000
-            )
-            read_item = page.locator(f"li[data-id='{read_meanwhile.pk}']")
-            assert read_item.count() == 1
-            assert "unread" not in read_item.get_attribute("class")
-            assert page.inner_text("#unread-count") == "1"
-            assert page.locator(".toast").count() == 0, "a replay raised a toast"
-            page.close()
-    finally:
-        server.kill()
+    server = killable_ws_server
+    alice = make_user(username="alice")
+    page = browser.new_page()
+    log_in(page, base_url(live_server, "127.0.0.1"), "alice")
+    ws_port = server.port
+    server.kill()
+    page.wait_for_selector("#connection-state[data-state=offline]", timeout=2_000)
+    assert page.inner_text("#connection-state") == "reconnecting…"
+    read_meanwhile = services.send_event(title="Read on another device")
+    missed = services.send_event(title="Sent while you were away")
+    services.mark_read(user_id=alice.pk, event_id=read_meanwhile.pk)
+    time.sleep(8)
+    server.start(port=ws_port)
+    started = time.monotonic()
+    page.wait_for_selector("#connection-state[data-state=live]", timeout=6_000)
+    assert time.monotonic() - started < 4.5
+    page.locator(f"li[data-id='{missed.pk}'].unread").wait_for(
+        timeout=max(0.1, 5 - (time.monotonic() - started)) * 1000
+    )
+    read_item = page.locator(f"li[data-id='{read_meanwhile.pk}']")
+    assert read_item.count() == 1
+    assert "unread" not in read_item.get_attribute("class")
+    assert page.inner_text("#unread-count") == "1"
+    assert page.locator(".toast").count() == 0, "a replay raised a toast"
+    page.close()
 
 
 def test_a_burst_and_long_words_fit_a_phone_screen(
@@ -286,52 +277,42 @@ def test_the_inbox_is_usable_with_a_keyboard_and_a_screen_reader(
 
 
 def test_tabs_agree_after_an_outage_and_failures_are_shown(
-    browser, live_server, redis_prefix
+    browser, live_server, killable_ws_server
 ):
     """With the WebSocket server down, a dismissal in one tab goes over HTTP;
     the other tab, which missed its frame, drops the item once it reconnects.
     Signed out, a Dismiss says so instead of failing silently."""
-    port = live_server.url.rsplit(":", 1)[1]
-    server = WebSocketServerProcess(
-        redis_prefix=redis_prefix, origins=[f"http://127.0.0.1:{port}"]
+    server = killable_ws_server
+    make_user(username="alice")
+    context = browser.new_context()
+    first, second = context.new_page(), context.new_page()
+    url = base_url(live_server, "127.0.0.1")
+    log_in(first, url, "alice")
+    second.goto(f"{url}/")
+    second.wait_for_selector("#connection-state[data-state=live]")
+    kept, gone = (
+        services.send_event(title="Kept"),
+        services.send_event(title="Gone"),
     )
-    server.start()
-    try:
-        with override_settings(NOTIFICATIONS_WS_URL=server.url):
-            make_user(username="alice")
-            context = browser.new_context()
-            first, second = context.new_page(), context.new_page()
-            url = base_url(live_server, "127.0.0.1")
-            log_in(first, url, "alice")
-            second.goto(f"{url}/")
-            second.wait_for_selector("#connection-state[data-state=live]")
-            kept, gone = (
-                services.send_event(title="Kept"),
-                services.send_event(title="Gone"),
-            )
-            for page in (first, second):
-                page.locator(f"li.notification[data-id='{gone.pk}']").wait_for()
-            ws_port = server.port
-            server.kill()
-            second.wait_for_selector("#connection-state[data-state=offline]")
-            first.locator(f"li[data-id='{gone.pk}'] button.dismiss").click()
-            first.locator(f"li[data-id='{gone.pk}']").wait_for(state="detached")
-            server.start(port=ws_port)
-            second.locator(f"li[data-id='{gone.pk}']").wait_for(
-                state="detached", timeout=8_000
-            )
-            assert second.locator(f"li[data-id='{kept.pk}']").count() == 1
+    for page in (first, second):
+        page.locator(f"li.notification[data-id='{gone.pk}']").wait_for()
+    ws_port = server.port
+    server.kill()
+    second.wait_for_selector("#connection-state[data-state=offline]")
+    first.locator(f"li[data-id='{gone.pk}'] button.dismiss").click()
+    first.locator(f"li[data-id='{gone.pk}']").wait_for(state="detached")
+    server.start(port=ws_port)
+    second.locator(f"li[data-id='{gone.pk}']").wait_for(state="detached", timeout=8_000)
+    assert second.locator(f"li[data-id='{kept.pk}']").count() == 1
 
-            server.kill()
-            first.wait_for_selector("#connection-state[data-state=offline]")
-            Session.objects.all().delete()  # signed out behind the page's back
-            first.locator(f"li[data-id='{kept.pk}'] button.dismiss").click()
-            alert = first.locator("#inbox-problem")
-            alert.wait_for(state="visible", timeout=2_000)
-            assert alert.inner_text().startswith("You are signed out")
-            context.close()
-    finally:
-        server.kill()
+    server.kill()
+    first.wait_for_selector("#connection-state[data-state=offline]")
+    Session.objects.all().delete()  # signed out behind the page's back
+    first.locator(f"li[data-id='{kept.pk}'] button.dismiss").click()
+    alert = first.locator("#inbox-problem")
+    alert.wait_for(state="visible", timeout=2_000)
+    assert alert.inner_text().startswith("You are signed out")
+    context.close()
 
 
 def test_the_bell_drops_into_a_page_with_one_tag(

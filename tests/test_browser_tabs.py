@@ -9,7 +9,6 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
-from django.test import override_settings
 
 from notifications import services
 from notifications.models import Audience, Notification
@@ -18,10 +17,10 @@ from tests.browser import (
     base_url,
     browser,
     browser_ws_server,
+    killable_ws_server,
     log_in,
 )
 from tests.factories import make_user
-from tests.servers import WebSocketServerProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -293,51 +292,41 @@ def test_a_crashed_tab_does_not_keep_the_toasts(
     context.close()
 
 
-def test_a_page_left_open_never_shows_the_next_user(browser, live_server, redis_prefix):
+def test_a_page_left_open_never_shows_the_next_user(
+    browser, live_server, killable_ws_server
+):
     """Alice's page is reconnecting (the server is down) while, in another
     tab, she signs out and Bob signs in. When the server is back her page's
     cookie is Bob's: the replay it is sent (Bob's notifications) is held
     until the welcome names Bob, then dropped, and the page says "signed in
     as someone else: reload the page" instead of showing Bob's inbox."""
-    port = live_server.url.rsplit(":", 1)[1]
-    server = WebSocketServerProcess(
-        redis_prefix=redis_prefix, origins=[f"http://127.0.0.1:{port}"]
+    server = killable_ws_server
+    make_user(username="alice")
+    bob = make_user(username="bob")
+    url = base_url(live_server, "127.0.0.1")
+    context = browser.new_context()
+    stale = context.new_page()
+    log_in(stale, url, "alice")
+    ws_port = server.port
+    server.kill()
+    stale.wait_for_selector("#connection-state[data-state=offline]", timeout=2_000)
+    other = context.new_page()
+    other.goto(f"{url}/")
+    other.click("header form button[type=submit]")  # Log out
+    other.goto(f"{url}/accounts/login/?next=/")
+    other.fill("input[name=username]", "bob")
+    other.fill("input[name=password]", PASSWORD)
+    other.click("button[type=submit]")
+    other.wait_for_selector("#connection-state", timeout=5_000)
+    for_bob = services.send_event(
+        title="For Bob only", audience=Audience.USERS, users=[bob]
     )
-    server.start()
-    try:
-        with override_settings(NOTIFICATIONS_WS_URL=server.url):
-            make_user(username="alice")
-            bob = make_user(username="bob")
-            url = base_url(live_server, "127.0.0.1")
-            context = browser.new_context()
-            stale = context.new_page()
-            log_in(stale, url, "alice")
-            ws_port = server.port
-            server.kill()
-            stale.wait_for_selector(
-                "#connection-state[data-state=offline]", timeout=2_000
-            )
-            other = context.new_page()
-            other.goto(f"{url}/")
-            other.click("header form button[type=submit]")  # Log out
-            other.goto(f"{url}/accounts/login/?next=/")
-            other.fill("input[name=username]", "bob")
-            other.fill("input[name=password]", PASSWORD)
-            other.click("button[type=submit]")
-            other.wait_for_selector("#connection-state", timeout=5_000)
-            for_bob = services.send_event(
-                title="For Bob only", audience=Audience.USERS, users=[bob]
-            )
-            server.start(port=ws_port)
-            stale.wait_for_selector(
-                "#connection-state[data-state=closed]", timeout=8_000
-            )
-            assert (
-                stale.inner_text("#connection-state")
-                == "signed in as someone else: reload the page"
-            )
-            other.locator(f"li[data-id='{for_bob.pk}']").wait_for(timeout=5_000)
-            assert stale.locator(f"li[data-id='{for_bob.pk}']").count() == 0
-            context.close()
-    finally:
-        server.kill()
+    server.start(port=ws_port)
+    stale.wait_for_selector("#connection-state[data-state=closed]", timeout=8_000)
+    assert (
+        stale.inner_text("#connection-state")
+        == "signed in as someone else: reload the page"
+    )
+    other.locator(f"li[data-id='{for_bob.pk}']").wait_for(timeout=5_000)
+    assert stale.locator(f"li[data-id='{for_bob.pk}']").count() == 0
+    context.close()
