@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.test import override_settings
 
 from notifications import wire
@@ -104,3 +105,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
             )
         )
     return report
+
+
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """
+    The browser tests drive the client, which never sees the database; the
+    e2e tests run the servers on both. So the browser tests run once, in the
+    SQLite pass, which keeps the whole suite within its time budget.
+    """
+    if connection.vendor == "sqlite":
+        return
+    once = pytest.mark.skip(
+        reason="the browser client doesn't depend on the database: the SQLite pass runs it"
+    )
+    for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(once)
