@@ -64,9 +64,9 @@ ACCEPT_BACKLOG = 2048
 # in one millisecond (jitter on the client only spreads what arrives at
 # once). The rest of the timeout is for the last closing handshakes.
 SHUTDOWN_SPREAD = 0.5
+SHUTDOWN_BATCH_INTERVAL = 0.1
 # Seconds the background loops get to finish once cancelled at shutdown.
 CANCEL_TIMEOUT = 2.0
-SHUTDOWN_BATCH_INTERVAL = 0.1
 
 
 def process_request(
@@ -156,17 +156,16 @@ async def run_server(host: str, port: int, *, reuse_port: bool = False) -> None:
         socket_connect_timeout=settings.REDIS_TIMEOUT,
         socket_timeout=settings.REDIS_TIMEOUT,
     )
+    stream = stream_key()
     canary = Canary(
         redis,
-        stream_key(),
+        stream,
         sweeper.relay_connected,
         interval=settings.CANARY_INTERVAL,
         timeout=settings.CANARY_TIMEOUT,
         maxlen=settings.STREAM_MAXLEN,
     )
-    relay = Relay(
-        settings.REDIS_URL, stream_key(), dispatcher, rechecker, sweeper, canary
-    )
+    relay = Relay(settings.REDIS_URL, stream, dispatcher, rechecker, sweeper, canary)
     acknowledgements = Acknowledgements()
     handler = Handler(
         dispatcher,
