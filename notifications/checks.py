@@ -23,7 +23,9 @@ __all__ = [
 ]
 
 #: Numeric settings for which 0 means "no limit"; every other must be above 0.
-ZERO_MEANS_NO_LIMIT = frozenset({"WS_MAX_CONNECTIONS_PER_ADDRESS"})
+#: Settings where 0 has a meaning: no cap per address; metrics on the
+#: WebSocket port.
+ZERO_ALLOWED = frozenset({"WS_MAX_CONNECTIONS_PER_ADDRESS", "METRICS_PORT"})
 
 
 @register()
@@ -140,8 +142,10 @@ def _setting_problem(name: str, value: Any) -> str | None:
             return f"{value!r} is not a number"
         if isinstance(default, int) and not isinstance(value, int):
             return f"{value!r} is not a whole number"
-        if value < 0 or (value == 0 and name not in ZERO_MEANS_NO_LIMIT):
+        if value < 0 or (value == 0 and name not in ZERO_ALLOWED):
             return f"{value!r} must be above 0"
+        if name == "METRICS_PORT" and value > 65_535:
+            return f"{value!r} is not a TCP port"
         return None
     if isinstance(default, str):
         if not isinstance(value, str):

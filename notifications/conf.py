@@ -93,6 +93,10 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between two writes of a ws_server's presence (who is connected)
     # to Redis; a killed process stops counting 3 intervals after its last.
     "PRESENCE_INTERVAL": 5.0,
+    # ws_server: the port of GET /metrics (Prometheus); 0 serves it on the
+    # WebSocket port, any other on that port of METRICS_HOST only.
+    "METRICS_PORT": 0,
+    "METRICS_HOST": "127.0.0.1",
     # Event types application code may push (notifications.live), by name:
     # {"order.status": {"delivery": "durable", "check": "app.module.func"}}.
     "EVENT_TYPES": {},

@@ -152,6 +152,11 @@ for _name, _default in notifications_defaults.items():
         globals()[_variable] = _CASTS[type(_default)](_variable)
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# "json": one JSON object per line, with each line's fields (event, peer,
+# user, code, ...) as keys, for log pipelines; "plain" for people.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -161,7 +166,7 @@ LOGGING = {
         },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
@@ -170,3 +175,10 @@ LOGGING = {
         "websockets": {"level": "WARNING"},
     },
 }
+if LOG_FORMAT == "json":
+    # Configured only when asked for: dictConfig imports every formatter.
+    LOGGING["formatters"]["json"] = {
+        "()": "pythonjsonlogger.json.JsonFormatter",
+        "fmt": ["asctime", "levelname", "process", "name", "message"],
+        "rename_fields": {"asctime": "time", "levelname": "level"},
+    }

@@ -64,7 +64,7 @@ def test_notification_arrives_live_and_is_marked_read(
     # Same host: the page relies on the cookie; another host: on a ticket.
     credential = "session cookie" if hostname == "127.0.0.1" else "ticket"
     browser_ws_server.wait_for_log(
-        f"authenticated user {alice.pk} by {credential}", since=since
+        f"opened .*: user {alice.pk} by {credential}", since=since
     )
     page.close()
 

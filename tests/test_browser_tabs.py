@@ -113,7 +113,7 @@ def test_three_tabs_share_one_socket_and_the_leader_hands_over_within_a_second(
     authenticated = [
         line
         for line in browser_ws_server.lines[since:]
-        if f"authenticated user {alice.pk}" in line
+        if f": user {alice.pk} by" in line and "opened" in line
     ]
     assert len(authenticated) == 1, authenticated
 

@@ -243,7 +243,7 @@ def test_bad_input(ws_server, act, expected, logged):
     since = len(ws_server.lines)
     assert act(ws_server) == expected
     if logged is not None:
-        ws_server.wait_for_log(f"(refused|closing) .*{re.escape(logged)}", since=since)
+        ws_server.wait_for_log(f"(refused|closed) .*{re.escape(logged)}", since=since)
         refusals = [line for line in ws_server.lines[since:] if logged in line]
         assert len(refusals) == 1, f"logged {len(refusals)} times"
     assert_still_serving(ws_server)

@@ -41,7 +41,7 @@ from websockets.server import ServerProtocol
 
 from notifications.wire import CloseCode
 
-from .handler import peer
+from . import lifecycle
 from .limits import TokenBucket
 
 __all__ = [
@@ -178,9 +178,8 @@ class GuardedConnection(ServerConnection):
         self._controls = TokenBucket(
             self.limits.control_rate, self.limits.control_burst
         )
-        self._peer = "unknown peer"
         self._address: str | None = None  # set while admission counts it
-        self._accepted_at = self.loop.time()
+        self.accepted_at = self.loop.time()
         self._received = False  # any bytes at all
         # Failed (flood) or refused: its input is dropped until it goes.
         self._failed = False
@@ -198,11 +197,10 @@ class GuardedConnection(ServerConnection):
         # flow control) or while our output is over the limit.
         self.recv_messages.pause = self._update_reading
         self.recv_messages.resume = self._update_reading
-        self._peer = peer(self)
         address = self.remote_address[0] if self.remote_address else ""
         refusal = self.admission.admit(address)
         if refusal is not None:
-            logger.info("refused %s: %s", self._peer, refusal)
+            lifecycle.refused(self, "admission", refusal)
             self._failed = True
             self.transport.abort()
             return
@@ -210,6 +208,7 @@ class GuardedConnection(ServerConnection):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
+        lifecycle.closed(self)
         for timer in (self._watch, self._abort):
             if timer is not None:
                 timer.cancel()
@@ -223,20 +222,26 @@ class GuardedConnection(ServerConnection):
             await super().handshake(*args, **kwargs)
         except asyncio.CancelledError:
             # serve()'s open_timeout: websockets aborts the connection next.
-            elapsed = self.loop.time() - self._accepted_at
-            self._log_lost_handshake(f"no complete handshake within {elapsed:.1f}s")
+            elapsed = self.loop.time() - self.accepted_at
+            self._log_lost_handshake(
+                "handshake_timeout", f"no complete handshake within {elapsed:.1f}s"
+            )
             raise
         if self.request is None and self._received:
             # Lost before a request websockets could parse (a client that
             # sent nothing at all is a TCP probe, not worth a line).
-            self._log_lost_handshake("closed during the handshake")
+            self._log_lost_handshake("handshake_lost", "closed during the handshake")
 
-    def _log_lost_handshake(self, default: str) -> None:
+    def _log_lost_handshake(self, reason: str, default: str) -> None:
         if self._failed:
             return  # refused at accept: logged then
         # Set when websockets refused the request itself (HTTP 400, 414, 431).
-        reason = self.protocol.handshake_exc or default
-        logger.info("refused %s: %s", self._peer, reason)
+        refusal = self.protocol.handshake_exc
+        if refusal is not None:
+            status = None if self.response is None else self.response.status_code
+            lifecycle.refused(self, "bad_request", str(refusal), status=status)
+        else:
+            lifecycle.refused(self, reason, default)
 
     # Input.
 
@@ -256,10 +261,19 @@ class GuardedConnection(ServerConnection):
             and event.opcode in (Opcode.PING, Opcode.PONG)
             and not self._controls.take()
         ):
-            logger.info("closing %s: control frames over the rate limit", self._peer)
+            self._note_closing(
+                CloseCode.RATE_LIMITED, "control frames over the rate limit"
+            )
             self._fail(CloseCode.RATE_LIMITED, "rate limit exceeded")
             return
         super().process_event(event)
+
+    def _note_closing(self, code: int, cause: str) -> None:
+        """Count the close and say why, or log a refusal if it never opened."""
+        if getattr(self, "opened_at", None) is not None:
+            lifecycle.closing(self, code, cause)
+        else:
+            lifecycle.refused(self, "limit", cause, code=code)
 
     def _fail(self, code: int, reason: str) -> None:
         """Fail the connection (RFC 6455 7.1.7): close frame, EOF, no more input."""
@@ -295,7 +309,9 @@ class GuardedConnection(ServerConnection):
             # websockets starts its close timeout only once the close frame
             # has drained: a client that doesn't read would hold it forever
             # (and hold up shutdown, which closes everyone with 1001).
-            logger.info("closing %s: close frame not read in time", self._peer)
+            self._note_closing(
+                lifecycle.ABNORMAL_CLOSURE, "close frame not read in time"
+            )
             self._failed = True
             self.transport.abort()
             return
@@ -318,10 +334,9 @@ class GuardedConnection(ServerConnection):
             self._update_reading()
             self._watch_output()
         elif now - self._over_since >= OUTPUT_GRACE:
-            logger.info(
-                "closing %s: output buffer over %d bytes",
-                self._peer,
-                self.limits.max_buffer,
+            self._note_closing(
+                lifecycle.ABNORMAL_CLOSURE,
+                f"output buffer over {self.limits.max_buffer} bytes",
             )
             self._failed = True
             self.transport.abort()

@@ -20,6 +20,8 @@ from django.db import close_old_connections, connections
 
 from notifications.conf import settings
 
+from . import metrics
+
 __all__ = ["DatabaseUnavailable", "run_orm", "start_orm_threads"]
 
 logger = logging.getLogger(__name__)
@@ -93,6 +95,7 @@ async def run_orm(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) ->
     except (DatabaseError, TimeoutError) as exc:
         reason = str(exc) or f"no answer within {settings.DB_TIMEOUT}s"
         health.failed(reason)
+        metrics.DATABASE_ERRORS.inc()
         raise DatabaseUnavailable(reason) from exc
     health.succeeded()
     return result

@@ -34,6 +34,7 @@ from notifications.wire import (
     encode_frame,
 )
 
+from . import metrics
 from .db import run_orm
 from .hub import Client, Hub
 from .ledger import Ledger
@@ -54,20 +55,25 @@ def send(
     *,
     max_buffer: int,
     pending_limit: int,
-) -> None:
-    """Send ``items``, in order, to ``clients`` without waiting for any of them."""
+) -> int:
+    """
+    Send ``items``, in order, to ``clients`` without waiting for any of them;
+    return how many clients they went to (or wait for, while resuming).
+    """
     if not clients:
         # Common with several processes: the recipients are on another one.
-        return
+        return 0
     frames = Frames([frame for _event_id, frame in items])
+    reached = len(clients)
     for client in clients:
         if client.closing:
+            reached -= 1
             continue  # revoked or too slow: it gets nothing more
         if client.pending is not None:
             for event_id, frame in items:
                 client.hold(event_id, frame, pending_limit)
         elif client.connection.transport.get_write_buffer_size() > max_buffer:
-            logger.info("closing slow client %r", client)
+            reached -= 1
             client.close(CloseCode.TOO_SLOW, "too slow")
         elif client.ahead:
             # Rare: just resumed, and the replay read some of these first.
@@ -78,6 +84,7 @@ def send(
                 Frames(own).write_to(client.connection)
         else:
             frames.write_to(client.connection)
+    return reached
 
 
 class Frames:
@@ -165,7 +172,6 @@ class Dispatcher:
             elif isinstance(message, SessionEnded):
                 self.revocations.session_ended(message.session, now)
                 for client in self.hub.of_session(message.session):
-                    logger.info("closing %r: session ended", client)
                     client.close(CloseCode.SESSION_REVOKED, "session ended")
             elif isinstance(message, UserChanged):
                 self.revocations.user_changed(message.user_id, now)
@@ -196,15 +202,21 @@ class Dispatcher:
             frame = encode_frame(event, cursor=self.ledger.cursor)
             clients = self.hub.recipients(event.audience)
             if clients is not recipients and run:
-                self._send(recipients or (), run)
+                self._send_events(recipients or (), run)
                 run = []
             recipients = clients
             run.append((event.event_id, frame))
         if run:
-            self._send(recipients or (), run)
+            self._send_events(recipients or (), run)
 
-    def _send(self, clients: Collection[Client], items: Sequence[Item]) -> None:
-        send(
+    def _send_events(self, clients: Collection[Client], run: Sequence[Item]) -> None:
+        """Send a run of events; count its deliveries once for the whole run."""
+        reached = self._send(clients, run)
+        if reached:
+            metrics.DELIVERIES.inc(reached * len(run))
+
+    def _send(self, clients: Collection[Client], items: Sequence[Item]) -> int:
+        return send(
             clients,
             items,
             max_buffer=self.max_buffer,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from notifications.wire import (
     parse_client_message,
 )
 
+from . import lifecycle, metrics
 from .acks import Acknowledgements
 from .auth import AuthenticationFailed, Principal, authenticate_sessions, redeem_ticket
 from .batching import Batcher
@@ -58,9 +58,7 @@ from .delivery import Dispatcher, Frames
 from .hub import Client, includes
 from .limits import TokenBucket
 
-__all__ = ["Handler", "HandlerConfig", "peer"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["Handler", "HandlerConfig"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,10 +131,11 @@ class Handler:
             self.hub.count_of_user(principal.user_id)
             >= self.config.max_connections_per_user
         ):
-            logger.info(
-                "refused %s: user %s has too many connections",
-                peer(connection),
-                principal.user_id,
+            lifecycle.refused(
+                connection,
+                "too_many_connections",
+                f"user {principal.user_id} has too many connections",
+                code=CloseCode.TOO_MANY_CONNECTIONS,
             )
             await connection.close(
                 CloseCode.TOO_MANY_CONNECTIONS, "too many connections"
@@ -144,15 +143,26 @@ class Handler:
             return
         client = Client(connection, principal, checked_at)
         self.hub.add(client)
+        served = False
         try:
             self._apply_revocations(client)
             await self._resume(client, hello.last_id)
+            lifecycle.opened(
+                connection,
+                principal.user_id,
+                by="session cookie" if hello.ticket is None else "ticket",
+                accepted_at=getattr(connection, "accepted_at", checked_at),
+            )
+            served = True
             await self._serve(client)
         except DatabaseUnavailable as exc:
             await self._try_again_later(connection, "resume", exc)
         except ConnectionClosedError as exc:
-            # A protocol error (an oversize frame, say) or a lost connection.
-            logger.info("closing %r at %s: %s", client, peer(connection), exc)
+            # A protocol error (an oversize frame, say) or a lost connection:
+            # the close line says which, once the connection is gone, for a
+            # client that was served; one lost while resuming wasn't.
+            if not served:
+                lifecycle.refused(connection, "lost", f"lost while resuming: {exc}")
         finally:
             self.hub.discard(client)
 
@@ -166,7 +176,6 @@ class Handler:
         revocations = self.dispatcher.revocations
         principal = client.principal
         if revocations.is_ended(principal.session_digest, time.monotonic()):
-            logger.info("closing %r: session ended", client)
             client.close(CloseCode.SESSION_REVOKED, "session ended")
         elif revocations.changed_since(principal, client.checked_at):
             self.dispatcher.rechecker.request(principal.user_id)
@@ -174,11 +183,13 @@ class Handler:
     async def _try_again_later(
         self, connection: ServerConnection, step: str, exc: BaseException
     ) -> None:
-        logger.info(
-            "refused %s: %s unavailable (%s)",
-            peer(connection),
-            step,
-            str(exc) or type(exc).__name__,
+        if step == "authentication":
+            metrics.AUTHENTICATIONS.labels("unavailable").inc()
+        lifecycle.refused(
+            connection,
+            "unavailable",
+            f"{step} unavailable ({str(exc) or type(exc).__name__})",
+            code=CloseCode.TRY_AGAIN_LATER,
         )
         await connection.close(CloseCode.TRY_AGAIN_LATER, "try again later")
 
@@ -187,26 +198,37 @@ class Handler:
             async with asyncio.timeout(self.config.auth_timeout):
                 raw = await connection.recv()
         except TimeoutError:
-            logger.info(
-                "refused %s: no hello within %ss",
-                peer(connection),
-                self.config.auth_timeout,
+            lifecycle.refused(
+                connection,
+                "hello_timeout",
+                f"no hello within {self.config.auth_timeout}s",
+                code=CloseCode.AUTHENTICATION_TIMEOUT,
             )
             await connection.close(
                 CloseCode.AUTHENTICATION_TIMEOUT, "authentication timeout"
             )
             return None
         except ConnectionClosed as exc:
-            logger.info("refused %s: closed before hello: %s", peer(connection), exc)
+            lifecycle.refused(connection, "lost", f"closed before hello: {exc}")
             return None
         try:
             message = parse_client_message(raw)
         except ProtocolError as exc:
-            logger.info("refused %s: bad hello (%s)", peer(connection), exc.code)
+            lifecycle.refused(
+                connection,
+                "bad_hello",
+                f"bad hello ({exc.code})",
+                code=CloseCode.PROTOCOL_ERROR,
+            )
             await connection.close(CloseCode.PROTOCOL_ERROR, "expected hello")
             return None
         if not isinstance(message, Hello):
-            logger.info("refused %s: first message was not hello", peer(connection))
+            lifecycle.refused(
+                connection,
+                "bad_hello",
+                "first message was not hello",
+                code=CloseCode.PROTOCOL_ERROR,
+            )
             await connection.close(CloseCode.PROTOCOL_ERROR, "expected hello")
             return None
         return message
@@ -233,17 +255,17 @@ class Handler:
             if ticket_user is not None and ticket_user != principal.user_id:
                 raise AuthenticationFailed("ticket issued to another user")
         except AuthenticationFailed as exc:
-            logger.info("refused %s: %s", peer(connection), exc)
+            metrics.AUTHENTICATIONS.labels("failed").inc()
+            lifecycle.refused(
+                connection,
+                "authentication_failed",
+                str(exc),
+                code=CloseCode.AUTHENTICATION_FAILED,
+            )
             await connection.close(
                 CloseCode.AUTHENTICATION_FAILED, "authentication failed"
             )
             return None
-        logger.debug(
-            "%s authenticated user %s by %s",
-            peer(connection),
-            principal.user_id,
-            "ticket" if hello.ticket is not None else "session cookie",
-        )
         return principal
 
     async def _resume(self, client: Client, last_id: int | None) -> None:
@@ -310,11 +332,7 @@ class Handler:
             except ConnectionClosedOK:
                 return
             if not bucket.take():
-                logger.info(
-                    "closing %r at %s: rate limit exceeded",
-                    client,
-                    peer(client.connection),
-                )
+                lifecycle.closing(client.connection, CloseCode.RATE_LIMITED)
                 await client.connection.close(
                     CloseCode.RATE_LIMITED, "rate limit exceeded"
                 )
@@ -430,9 +448,3 @@ def _load_pushes(
             (message.event_id, message.audience, encode_frame(message, cursor=None))
         )
     return pushes, len(events) > PUSH_SCAN_LIMIT
-
-
-def peer(connection: ServerConnection) -> str:
-    """The client's address, for log lines."""
-    address = connection.remote_address
-    return f"{address[0]}:{address[1]}" if address else "unknown peer"

@@ -17,6 +17,7 @@ from websockets.asyncio.server import ServerConnection
 
 from notifications.wire import AudienceSpec, UserKey
 
+from . import lifecycle
 from .auth import Principal
 
 __all__ = ["Client", "Hub", "includes"]
@@ -81,6 +82,7 @@ class Client:
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake without waiting for it (idempotent)."""
         if self._closing is None:
+            lifecycle.closing(self.connection, code)
             # The task holds itself via this attribute until the connection
             # closes; its handler then drops the client.
             self._closing = asyncio.create_task(self.connection.close(code, reason))

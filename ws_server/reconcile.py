@@ -31,6 +31,7 @@ from notifications import selectors
 from notifications.payloads import event_message_of
 from notifications.wire import EventMessage
 
+from . import metrics
 from .db import DatabaseUnavailable, run_orm
 from .delivery import Dispatcher
 from .hub import Client, Hub
@@ -139,6 +140,7 @@ class Sweeper:
         ]
         self.dispatcher.deliver(fresh)
         if fresh:
+            metrics.CATCHUPS.inc(len(fresh))
             logger.info(
                 "reconciled %d event(s) from the database (%d to %d)",
                 len(fresh),

@@ -32,8 +32,14 @@ from redis.backoff import FullJitterBackoff
 from redis.exceptions import RedisError
 
 from notifications.wire import Canary as CanaryMessage
-from notifications.wire import RedisMessage, UnknownVersion, decode_redis
+from notifications.wire import (
+    EventMessage,
+    RedisMessage,
+    UnknownVersion,
+    decode_redis,
+)
 
+from . import metrics
 from .canary import Canary, CanaryLost
 from .db import DatabaseUnavailable
 from .delivery import Dispatcher
@@ -91,6 +97,7 @@ class Relay:
             try:
                 await self._connect(redis, recovering=failures > 0)
                 if failures:
+                    metrics.REDIS_RECONNECTS.inc()
                     logger.info("Redis connection restored; relaying again")
                 else:
                     logger.info("relay connected to Redis, reading %s", self.stream)
@@ -159,6 +166,7 @@ class Relay:
                 # Fell behind the stream's MAXLEN: what was trimmed is lost.
                 await self._recover()
             messages = []
+            published = []  # when Redis took each event, in ms since the epoch
             for entry_id, fields in entries:
                 self._last_entry = entry_id.decode()
                 message = _decode(fields.get(b"m", b""))
@@ -166,7 +174,10 @@ class Relay:
                     self.canary.returned(message)
                 elif message is not None:
                     messages.append(message)
+                    if isinstance(message, EventMessage):
+                        published.append(_entry_id(self._last_entry)[0])
             self.dispatcher.dispatch(messages)
+            _measure(published)
             if self.canary.overdue(sent_since=self._reading_since):
                 raise CanaryLost(
                     f"no canary came back through the stream within "
@@ -199,6 +210,16 @@ class Relay:
             oldest[0][0].decode(),
         )
         return True
+
+
+def _measure(published: list[int]) -> None:
+    """Count relayed events and how long each took from Redis to the sockets."""
+    if not published:
+        return
+    metrics.EVENTS_RELAYED.inc(len(published))
+    now_ms = time.time() * 1000
+    for milliseconds in published:
+        metrics.RELAY_LAG_SECONDS.observe(max(now_ms - milliseconds, 0) / 1000)
 
 
 def _cancelling() -> bool:

@@ -30,12 +30,13 @@ from websockets.typing import Origin
 from notifications.broker import stream_key
 from notifications.conf import settings
 
+from . import lifecycle, metrics
 from .acks import Acknowledgements
 from .canary import Canary
 from .connection import ConnectionLimits, guarded_connection
 from .db import start_orm_threads
 from .delivery import Dispatcher
-from .handler import Handler, HandlerConfig, peer
+from .handler import Handler, HandlerConfig
 from .hub import Hub
 from .maintenance import Rechecker, Revocations
 from .presence import Presence
@@ -50,6 +51,7 @@ logger = logging.getLogger(__name__)
 WEBSOCKET_PATH = "/ws"
 HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
+METRICS_PATH = "/metrics"
 
 
 #: Seconds a revocation is remembered for connections still authenticating
@@ -72,15 +74,18 @@ CANCEL_TIMEOUT = 2.0
 def process_request(
     connection: ServerConnection, request: Request, *, readiness: Readiness
 ) -> Response | None:
-    """Refuse oversize headers and unknown paths, answer health checks, note cookies."""
+    """
+    Refuse oversize headers and unknown paths, answer health checks and
+    metrics, note cookies.
+    """
     # websockets accepts 128 headers of 8 KB; each connection would keep them.
     size = sum(len(name) + len(value) for name, value in request.headers.raw_items())
     if size > settings.WS_MAX_HEADER_BYTES:
-        logger.info(
-            "refused %s: request headers of %d bytes, over %d (HTTP 431)",
-            peer(connection),
-            size,
-            settings.WS_MAX_HEADER_BYTES,
+        lifecycle.refused(
+            connection,
+            "headers_too_large",
+            f"request headers of {size} bytes, over {settings.WS_MAX_HEADER_BYTES}",
+            status=http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
         )
         return connection.respond(
             http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -92,11 +97,10 @@ def process_request(
     if path == READY_PATH:
         ready, body = readiness.report()
         status = http.HTTPStatus.OK if ready else http.HTTPStatus.SERVICE_UNAVAILABLE
-        response = connection.respond(status, body)
-        # respond() set text/plain; Headers would keep both.
-        del response.headers["Content-Type"]
-        response.headers["Content-Type"] = "application/json"
-        return response
+        return _respond(connection, status, body, "application/json")
+    if path == METRICS_PATH and not settings.METRICS_PORT:
+        text = metrics.exposition().decode()
+        return _respond(connection, http.HTTPStatus.OK, text, metrics.CONTENT_TYPE)
     if path != WEBSOCKET_PATH:
         return connection.respond(http.HTTPStatus.NOT_FOUND, "Not Found\n")
     # Clients and proxies may split cookies over several headers (HTTP/2 does).
@@ -112,12 +116,20 @@ def process_response(
     """Log handshakes that websockets refused, such as a disallowed Origin."""
     refusal = connection.protocol.handshake_exc
     if refusal is not None:
-        logger.info(
-            "refused %s: %s (HTTP %d)",
-            peer(connection),
-            refusal,
-            response.status_code,
+        lifecycle.refused(
+            connection, "handshake", str(refusal), status=response.status_code
         )
+
+
+def _respond(
+    connection: ServerConnection, status: http.HTTPStatus, text: str, content_type: str
+) -> Response:
+    """An HTTP response with ``text`` as ``content_type``, in UTF-8."""
+    response = connection.respond(status, text)
+    # respond() set text/plain; Headers would keep both.
+    del response.headers["Content-Type"]
+    response.headers["Content-Type"] = content_type
+    return response
 
 
 def allowed_origins() -> Sequence[Origin | None]:
@@ -294,10 +306,9 @@ async def _close_spread(server: Server, *, over: float) -> None:
     for start in range(0, len(connections), size):
         if start:
             await asyncio.sleep(SHUTDOWN_BATCH_INTERVAL)
-        closing += [
-            asyncio.create_task(connection.close(CloseCode.GOING_AWAY))
-            for connection in connections[start : start + size]
-        ]
+        for connection in connections[start : start + size]:
+            lifecycle.closing(connection, CloseCode.GOING_AWAY)
+            closing.append(asyncio.create_task(connection.close(CloseCode.GOING_AWAY)))
     if closing:
         await asyncio.wait(closing)
 

@@ -1,11 +1,15 @@
 """``python manage.py runwsserver``: start the WebSocket server."""
 
+import argparse
 import asyncio
+import logging
 import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from notifications.conf import settings
+from ws_server import metrics
 from ws_server.loops import LOOPS, Loop, loop_runner
 from ws_server.server import run_server
 from ws_server.workers import run_workers
@@ -36,6 +40,9 @@ class Command(BaseCommand):
             action="store_true",
             help="Bind with SO_REUSEPORT (--workers sets it for its workers).",
         )
+        # Set by --workers for its workers: the supervisor serves a separate
+        # metrics port for them all.
+        parser.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
 
     def handle(
         self,
@@ -45,6 +52,7 @@ class Command(BaseCommand):
         workers: int,
         loop: Loop,
         reuse_port: bool,
+        supervised: bool,
         **options: Any,
     ) -> None:
         if workers < 1:
@@ -54,6 +62,8 @@ class Command(BaseCommand):
                 run = loop_runner(loop)
             except RuntimeError as exc:
                 raise CommandError(str(exc)) from None
+            if not supervised:
+                serve_metrics_port()
             run(run_server(host, port, reuse_port=reuse_port))
             return
         if port == 0:
@@ -61,7 +71,25 @@ class Command(BaseCommand):
                 "--workers needs a fixed --port for the workers to share"
             )
         command = worker_command(host, port, loop, options)
-        sys.exit(asyncio.run(run_workers(command, workers)))
+        with metrics.multiprocess_dir():
+            serve_metrics_port()
+            sys.exit(asyncio.run(run_workers(command, workers)))
+
+
+def serve_metrics_port() -> None:
+    """Serve /metrics on its own port if NOTIFICATIONS_METRICS_PORT says so."""
+    if not settings.METRICS_PORT:
+        return
+    try:
+        metrics.serve_separately(settings.METRICS_HOST, settings.METRICS_PORT)
+    except OSError as exc:
+        raise CommandError(
+            f"cannot serve metrics on {settings.METRICS_HOST}:"
+            f"{settings.METRICS_PORT}: {exc}"
+        ) from None
+    logging.getLogger("ws_server.metrics").info(
+        "metrics on http://%s:%d/metrics", settings.METRICS_HOST, settings.METRICS_PORT
+    )
 
 
 def worker_command(
@@ -75,7 +103,7 @@ def worker_command(
     does the verbosity.
     """
     command = [sys.executable, sys.argv[0], "runwsserver", "--host", host]
-    command += ["--port", str(port), "--loop", loop, "--reuse-port"]
+    command += ["--port", str(port), "--loop", loop, "--reuse-port", "--supervised"]
     command += ["--verbosity", str(options.get("verbosity", 1))]
     for option in ("settings", "pythonpath"):
         if options.get(option):

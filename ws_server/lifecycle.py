@@ -1,0 +1,154 @@
+"""
+One log line, and the metrics, for each step of a connection's life.
+
+A connection is either refused, in one line that says why and what the
+client saw (an HTTP status or a close code), or opened once authenticated
+and closed later, one line each: the close line is written when the socket
+is gone, with the code the client saw, who closed first, and how long it
+lasted. Whatever closes a connection calls ``closing()`` when it decides
+to (that is when the close is counted, by code), with a cause in words
+where the close frame's reason says too little or there is no close frame
+(an abort); there is no separate "closing" line.
+
+Each line carries its fields for a JSON formatter too (``LOG_FORMAT=json``):
+``event`` (``refused``, ``opened``, ``closed``), ``peer``, and as relevant
+``reason``, ``status``, ``code``, ``user``, ``connection_id``, ``seconds``.
+Never a credential: no cookie, session key or ticket is ever logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.frames import CloseCode as WebSocketCloseCode
+
+from notifications.wire import UserKey
+
+from . import metrics
+
+__all__ = ["ABNORMAL_CLOSURE", "closed", "closing", "opened", "peer", "refused"]
+
+logger = logging.getLogger(__name__)
+
+#: The code of a connection lost or aborted without a close frame.
+ABNORMAL_CLOSURE = int(WebSocketCloseCode.ABNORMAL_CLOSURE)
+
+
+def peer(connection: ServerConnection) -> str:
+    """The client's address, for log lines."""
+    address = connection.remote_address
+    return f"{address[0]}:{address[1]}" if address else "unknown peer"
+
+
+def refused(
+    connection: ServerConnection,
+    reason: str,
+    detail: str,
+    *,
+    status: int | None = None,
+    code: int | None = None,
+) -> None:
+    """
+    Count and log a connection turned away before it was served.
+
+    ``reason`` is a short, fixed label (the metric's); ``detail`` says it
+    in words. ``status`` is the HTTP status answered, ``code`` the close
+    code sent; neither for a socket dropped without an answer.
+    """
+    metrics.REFUSALS.labels(reason).inc()
+    if code is not None:
+        metrics.CLOSES.labels(str(code)).inc()
+    answer = (
+        f" (HTTP {status})"
+        if status is not None
+        else f" (close {code})"
+        if code is not None
+        else ""
+    )
+    address = peer(connection)
+    fields: dict[str, Any] = {"event": "refused", "peer": address, "reason": reason}
+    if status is not None:
+        fields["status"] = status
+    if code is not None:
+        fields["code"] = code
+    logger.info("refused %s: %s%s", address, detail, answer, extra=fields)
+
+
+def opened(
+    connection: ServerConnection, user_id: UserKey, *, by: str, accepted_at: float
+) -> None:
+    """Count and log a connection that authenticated and is now served."""
+    now = connection.loop.time()
+    connection.opened_at = now  # type: ignore[attr-defined]
+    connection.user_id = user_id  # type: ignore[attr-defined]
+    metrics.CONNECTIONS.inc()
+    metrics.AUTHENTICATIONS.labels("ok").inc()
+    metrics.HANDSHAKE_SECONDS.observe(now - accepted_at)
+    address = peer(connection)
+    logger.info(
+        "opened %s: user %s by %s",
+        address,
+        user_id,
+        by,
+        extra={
+            "event": "opened",
+            "peer": address,
+            "user": user_id,
+            "connection_id": str(connection.id),
+        },
+    )
+
+
+def closing(connection: ServerConnection, code: int, cause: str | None = None) -> None:
+    """
+    Count a close the server starts with ``code`` (1006: an abort) and keep
+    its ``cause`` for the close line.
+    """
+    metrics.CLOSES.labels(str(code)).inc()
+    if cause is not None:
+        connection.close_cause = cause  # type: ignore[attr-defined]
+
+
+def closed(connection: ServerConnection) -> None:
+    """Count and log the end of a connection ``opened()`` announced; else nothing."""
+    opened_at: float | None = getattr(connection, "opened_at", None)
+    if opened_at is None:
+        return
+    metrics.CONNECTIONS.dec()
+    protocol = connection.protocol
+    sent, received = protocol.close_sent, protocol.close_rcvd
+    cause: str | None = getattr(connection, "close_cause", None)
+    # close_rcvd_then_sent: None unless both frames went, True if the
+    # client's came first.
+    if sent is not None and not protocol.close_rcvd_then_sent:
+        code, reason, closer = sent.code, sent.reason, "server"
+    elif received is not None:
+        code, reason, closer = received.code, received.reason, "client"
+    else:
+        code, reason = ABNORMAL_CLOSURE, "connection lost"
+        closer = "server" if cause else "nobody"
+    seconds = round(connection.loop.time() - opened_at, 3)
+    address = peer(connection)
+    user_id = getattr(connection, "user_id", None)
+    logger.info(
+        "closed %s: user %s, %d %s by %s after %.1fs%s",
+        address,
+        user_id,
+        code,
+        repr(reason) if reason else "(no reason)",
+        closer,
+        seconds,
+        f": {cause}" if cause else "",
+        extra={
+            "event": "closed",
+            "peer": address,
+            "user": user_id,
+            "connection_id": str(connection.id),
+            "code": code,
+            "reason": cause or reason,
+            "closed_by": closer,
+            "seconds": seconds,
+        },
+    )
