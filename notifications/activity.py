@@ -9,14 +9,22 @@ push is durable and published after the admin's transaction commits, so
 the reconciliation that covers notifications covers activity too, and a
 reconnecting page is replayed what it missed.
 
-Django bulk-creates the entries of a multi-object "delete selected" action
-(no ``post_save``); those are not streamed, and the admin's own history
-still lists them.
+Single entries arrive by ``post_save``. Since Django 5.1 the entries of a
+multi-object action ("delete selected") are bulk-created, which sends no
+signal: ``StreamingLogEntryManager``, put in place of the admin's own
+manager at start-up, streams those. Every admin action goes through
+``LogEntry.objects.log_actions()``, so no entry is missed either way.
 """
 
 from typing import Any
 
-from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
+from django.contrib.admin.models import (
+    ADDITION,
+    CHANGE,
+    DELETION,
+    LogEntry,
+    LogEntryManager,
+)
 from django.db.models import Q
 from django.db.models.signals import post_save
 from django.dispatch import receiver
@@ -25,10 +33,12 @@ from . import live, wire
 from .registry import ACTIVITY
 
 __all__ = [
+    "StreamingLogEntryManager",
     "activity_payload",
     "activity_recipients",
     "recent_activity",
     "stream_admin_action",
+    "stream_bulk_created_entries",
 ]
 
 #: The admin's action flags, as the activity stream names them.
@@ -41,9 +51,40 @@ MAX_CHANGE_MESSAGE = 1_000
 @receiver(post_save, sender=LogEntry, dispatch_uid="notifications.activity")
 def stream_admin_action(sender, instance: LogEntry, created: bool, **kwargs) -> None:
     if created:
-        live.push(
-            ACTIVITY, activity_payload(instance), to=activity_recipients(instance)
+        _stream(instance)
+
+
+def _stream(entry: LogEntry) -> None:
+    live.push(ACTIVITY, activity_payload(entry), to=activity_recipients(entry))
+
+
+class StreamingLogEntryManager(LogEntryManager):
+    """The admin's log manager, streaming the entries it bulk-creates too."""
+
+    def log_actions(self, user_id, queryset, action_flag, change_message="", **kwargs):
+        entries = super().log_actions(
+            user_id, queryset, action_flag, change_message, **kwargs
         )
+        # One entry is save()d, and post_save streamed it; more are
+        # bulk-created, without a signal.
+        if isinstance(entries, list) and len(entries) > 1:
+            for entry in entries:
+                _stream(entry)
+        return entries
+
+
+def stream_bulk_created_entries() -> None:
+    """
+    Make ``LogEntry.objects`` a ``StreamingLogEntryManager`` (at start-up).
+
+    The model is Django's, so its manager can't be declared here; the
+    instance keeps its state and gains the override. A project that gave
+    LogEntry a manager of its own keeps it (and multi-object actions then
+    stream only if it subclasses this one).
+    """
+    manager = LogEntry._meta.default_manager
+    if type(manager) is LogEntryManager:
+        manager.__class__ = StreamingLogEntryManager
 
 
 def activity_payload(entry: LogEntry) -> dict[str, Any]:

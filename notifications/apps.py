@@ -11,4 +11,6 @@ class NotificationsConfig(AppConfig):
         from . import checks, deploy_checks, signals  # noqa: F401
 
         if apps.is_installed("django.contrib.admin"):
-            from . import activity  # noqa: F401
+            from . import activity
+
+            activity.stream_bulk_created_entries()

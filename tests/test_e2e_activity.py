@@ -12,7 +12,7 @@ from django.test import Client, override_settings
 
 from tests.clients import subscriber
 from tests.factories import make_group, make_user
-from tests.pushes import SENTINEL, reached_by, seconds_until
+from tests.pushes import SENTINEL, next_push, reached_by, seconds_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -117,6 +117,35 @@ def test_granting_and_revoking_the_permission_changes_the_stream_live(
                     ws, act, "activity", reached=reached, bound=REFRESH_BOUND
                 )
                 assert took < REFRESH_BOUND
+
+
+def test_a_multi_object_delete_streams_every_entry(ws_server, admin_browser):
+    """The admin's "delete selected" on three groups (Django bulk-creates its
+    three log entries, with no post_save): a viewer gets three delete frames,
+    an outsider none."""
+    groups = [make_group() for _ in range(3)]
+    viewer, outsider = make_user(), make_user()
+    viewer.user_permissions.add(auth_permission("view_group"))
+    with (
+        subscriber(ws_server, viewer) as viewer_ws,
+        subscriber(ws_server, outsider) as outsider_ws,
+    ):
+        response = admin_browser.post(
+            "/admin/auth/group/",
+            {
+                "action": "delete_selected",
+                "_selected_action": [group.pk for group in groups],
+                "post": "yes",
+            },
+        )
+        assert response.status_code == 302, response.content[:500]
+        frames = [next_push(viewer_ws) for _ in groups]
+        assert not reached_by({"outsider": outsider_ws}, lambda: None, "activity")
+    assert not Group.objects.filter(pk__in=[group.pk for group in groups]).exists()
+    assert sorted(
+        (frame["name"], frame["data"]["action"], frame["data"]["object_id"])
+        for frame in frames
+    ) == sorted(("activity", "delete", str(group.pk)) for group in groups)
 
 
 def test_resume_replays_the_activity_missed(ws_server, admin_browser):
