@@ -68,6 +68,7 @@ def test_every_test_the_docs_name_exists():
         "docs/protocol.md",
         "docs/live-events.md",
         "docs/widget.md",
+        "docs/deployment.md",
     ]
     named = set()
     for doc in docs:
