@@ -17,11 +17,24 @@ import logging
 import signal
 from collections.abc import Sequence
 
+from notifications.conf import settings
+
 __all__ = ["run_workers"]
 
 logger = logging.getLogger(__name__)
 
-STOP_TIMEOUT = 15.0
+#: Seconds past a worker's own bounds before it is killed at shutdown.
+STOP_MARGIN = 3.0
+
+
+def stop_timeout() -> float:
+    """
+    Seconds a worker may take to stop once forwarded SIGTERM: a database
+    lookup in flight, the drain of its connections, closing Redis, and a
+    margin. A fixed figure would cut a longer configured drain short.
+    """
+    bounds = (settings.DB_TIMEOUT, settings.SHUTDOWN_TIMEOUT, settings.REDIS_TIMEOUT)
+    return float(sum(bounds)) + STOP_MARGIN
 
 
 async def run_workers(command: Sequence[str], count: int) -> int:
@@ -56,7 +69,7 @@ async def _stop(workers: list[asyncio.subprocess.Process]) -> None:
         with contextlib.suppress(ProcessLookupError):
             worker.terminate()
     try:
-        async with asyncio.timeout(STOP_TIMEOUT):
+        async with asyncio.timeout(stop_timeout()):
             await asyncio.gather(*(worker.wait() for worker in running))
     except TimeoutError:
         for worker in running:
