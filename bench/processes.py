@@ -4,21 +4,19 @@ Every process the benchmark starts, stopped whatever happens.
 Children run in their own session, so a Ctrl-C in the terminal reaches only
 the orchestrator, which then stops them in order (SIGTERM, then SIGKILL after
 a bounded wait) from a ``finally``. Each child's output goes to a log file
-under the run directory, and readiness is a line in that log.
+under the run directory, whose end is in every error about the child.
 """
 
 from __future__ import annotations
 
-import re
-import socket
 import subprocess
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Self
 
 import psutil
 
+from scripts.probes import Answer, NotAnswered, wait_until
 from scripts.processes import stop_processes
 
 __all__ = ["Child", "Children"]
@@ -39,35 +37,17 @@ class Child:
     def pid(self) -> int:
         return self.popen.pid
 
-    def wait_for_log(self, pattern: str, timeout: float, count: int = 1) -> None:
-        """Wait for ``count`` lines matching ``pattern``; fail if the child dies."""
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            log = self.log_path
-            text = log.read_text(errors="replace") if log.exists() else ""
-            if len(regex.findall(text)) >= count:
-                return
-            if self.popen.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise RuntimeError(
-            f"{self.name} did not log {pattern!r} within {timeout}s "
-            f"(exit code {self.popen.poll()}); end of {self.log_path}:\n{self.log_tail()}"
-        )
-
-    def wait_for_port(self, port: int, timeout: float) -> None:
-        """Wait until 127.0.0.1:``port`` accepts connections."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.popen.poll() is None:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError(
-            f"{self.name} did not listen on port {port} within {timeout}s; "
-            f"end of {self.log_path}:\n{self.log_tail()}"
-        )
+    def wait_until(
+        self, check: Callable[[], Answer], what: str, timeout: float
+    ) -> None:
+        """Poll ``check`` (scripts/probes.py) until it passes; fail if the child dies."""
+        try:
+            wait_until(check, timeout=timeout, alive=lambda: self.popen.poll() is None)
+        except NotAnswered as error:
+            raise RuntimeError(
+                f"{self.name} {what}: {error} (exit code {self.popen.poll()}); "
+                f"end of {self.log_path}:\n{self.log_tail()}"
+            ) from None
 
     def log_tail(self, lines: int = 30) -> str:
         if not self.log_path.exists():

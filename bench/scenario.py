@@ -52,6 +52,7 @@ from bench.measure import (
 from bench.processes import Child, Children
 from bench.profiling import Profiler
 from bench.publisher import Publisher, Stamp
+from bench.readiness import wait_until_serving
 from bench.servers import REPO_ROOT, ServerSpec
 from notifications.models import Event, Notification
 from notifications.wire import NOTIFICATION
@@ -147,10 +148,13 @@ def run_scenario(bench: Bench, spec: ServerSpec, plan: Plan) -> dict[str, Any]:
         cwd=REPO_ROOT,
     )
     try:
-        if spec.ready is None:
-            server.wait_for_port(port, timeout=30)
-        else:
-            server.wait_for_log(spec.ready, timeout=30, count=spec.ready_count)
+        wait_until_serving(
+            server,
+            spec,
+            port,
+            origin=bench.origin,
+            session_key=_first_session(bench.sessions_file),
+        )
         clients = LoadClients(
             bench.children,
             count=plan.load_clients,
@@ -510,3 +514,9 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _first_session(sessions_file: Path) -> str:
+    """The session key of the first connection (its user is always active)."""
+    with sessions_file.open() as sessions:
+        return sessions.readline().strip()

@@ -30,6 +30,10 @@ __all__ = ["SERVERS", "ServerSpec"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 Publishing = Literal["stream", "channels"]
+#: How the benchmark tells a server serves (bench/readiness.py): ws_server
+#: answers ``GET /readyz``; the others have no such endpoint, so a client
+#: must be welcomed.
+Readiness = Literal["readyz", "welcome"]
 
 
 @dataclass(frozen=True)
@@ -38,11 +42,10 @@ class ServerSpec:
     label: str
     #: The command, with ``{port}`` to fill in.
     command: tuple[str, ...]
-    #: A log line that says the server accepts connections and relays events
-    #: (None: the port accepting connections is enough).
-    ready: str | None
-    #: How many times it must appear (once per worker process).
-    ready_count: int = 1
+    #: How to tell it serves.
+    readiness: Readiness
+    #: Processes sharing the port (``--workers``): each one must be ready.
+    workers: int = 1
     #: Where events reach this server from.
     publishing: Publishing = "stream"
     settings_module: str = "project.settings"
@@ -53,7 +56,6 @@ class ServerSpec:
 
 
 PY = sys.executable
-OURS_READY = r"relay connected to Redis"
 
 #: The client offers permessage-deflate as browsers do, and the server accepts.
 DEFLATE: dict[str, Any] = {
@@ -77,7 +79,7 @@ def _runwsserver(name: str, label: str, *options: str, **fields: Any) -> ServerS
         name=name,
         label=label,
         command=(*command, *options),
-        ready=OURS_READY,
+        readiness="readyz",
         ours=True,
         **fields,
     )
@@ -90,13 +92,13 @@ SERVERS: dict[str, ServerSpec] = {
             name="raw",
             label="raw websockets (uvloop)",
             command=(PY, "-m", "bench.raw_server", "--port", "{port}", "--redis-url", "{redis_url}", "--stream", "{stream}"),
-            ready=r"raw server ready",
+            readiness="welcome",
         ),
         ServerSpec(
             name="raw-asyncio",
             label="raw websockets (asyncio)",
             command=(PY, "-m", "bench.raw_server", "--port", "{port}", "--redis-url", "{redis_url}", "--stream", "{stream}", "--loop", "asyncio"),
-            ready=r"raw server ready",
+            readiness="welcome",
         ),
         _runwsserver("ours", "ws_server"),
         _runwsserver("ours-deflate", "ws_server, permessage-deflate on", **DEFLATE),
@@ -105,10 +107,10 @@ SERVERS: dict[str, ServerSpec] = {
             extra_env={"SESSION_ENGINE": "django.contrib.sessions.backends.cache"},
         ),
         _runwsserver("ours-asyncio", "ws_server on asyncio's loop", "--loop", "asyncio"),
-        _runwsserver("ours-workers2", "ws_server --workers 2", "--workers", "2", ready_count=2),
+        _runwsserver("ours-workers2", "ws_server --workers 2", "--workers", "2", workers=2),
         _runwsserver(
             "ours-deflate-workers2", "ws_server --workers 2, permessage-deflate on",
-            "--workers", "2", ready_count=2, **DEFLATE,
+            "--workers", "2", workers=2, **DEFLATE,
         ),
         ServerSpec(
             name="channels",
@@ -119,7 +121,7 @@ SERVERS: dict[str, ServerSpec] = {
                 # Not info: it logs two lines per WebSocket connection.
                 "--log-level", "warning", "--no-access-log",
             ),
-            ready=None,
+            readiness="welcome",
             publishing="channels",
             settings_module="bench.channels_app.settings",
         ),

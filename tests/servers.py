@@ -16,9 +16,16 @@ from urllib.parse import quote
 from django.conf import settings
 from django.db import connection
 
+from scripts.probes import NotAnswered, http_ok, wait_until
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 LISTENING = re.compile(r"listening on ws://[^:]+:(\d+)/ws")
 TEST_ORIGIN = "http://testserver"
+# What ws_server.server answers on the WebSocket port (importing it here
+# would import the models before pytest-django sets Django up).
+HEALTH_PATH, READY_PATH = "/healthz", "/readyz"
+#: Seconds from "listening" to /readyz (or /healthz) answering 200.
+READY_TIMEOUT = 10.0
 
 
 def free_port() -> int:
@@ -58,7 +65,13 @@ def database_url() -> str:
 
 class WebSocketServerProcess:
     """
-    Start ``manage.py runwsserver --port 0`` and learn its port from its log.
+    Start ``manage.py runwsserver --port 0``, learn its port from its log,
+    and wait until ``GET /readyz`` answers 200.
+
+    A test that starts a server it knows can't be ready (its Redis answers
+    too slowly, its database is cut) passes ``expect_ready=False``: then
+    ``start()`` waits only for ``GET /healthz`` (the loop answers), and the
+    test checks what it expects of the unready server itself.
 
     The log is collected as it comes, so tests can assert on log lines.
     Every process started is kept in ``started`` (cleared per test), so a
@@ -75,12 +88,14 @@ class WebSocketServerProcess:
         origins: list[str] | None = None,
         env: dict[str, str] | None = None,
         args: tuple[str, ...] = (),
+        expect_ready: bool = True,
     ) -> None:
         self.redis_prefix = redis_prefix
         self.redis_url = redis_url or settings.REDIS_URL
         self.origins = origins or [TEST_ORIGIN]
         self.extra_env = env or {}
         self.args = args
+        self.expect_ready = expect_ready
         self.lines: list[str] = []
         self._new_line = threading.Condition()
         self.process: subprocess.Popen[str] | None = None
@@ -107,8 +122,11 @@ class WebSocketServerProcess:
         }
 
     def start(self, port: int = 0) -> None:
+        """Start the process; return once it is ready (or, if not expected, live)."""
         if self not in WebSocketServerProcess.started:
             WebSocketServerProcess.started.append(self)
+        # Started again (after kill()): the earlier run's lines don't count.
+        since = len(self.lines)
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -130,11 +148,26 @@ class WebSocketServerProcess:
             target=self._collect, args=(self.process,), daemon=True
         )
         self._collector.start()
-        match = self.wait_for_log(LISTENING, timeout=20)
+        # How --port 0 tells its port; the probe below says when it serves.
+        match = self.wait_for_log(LISTENING, timeout=20, since=since)
         self.port = int(match.group(1))
-        self.wait_for_log(
-            re.compile("relay connected|Redis connection lost"), timeout=10
-        )
+        self._wait_until_answering(READY_PATH if self.expect_ready else HEALTH_PATH)
+
+    def _wait_until_answering(self, path: str) -> None:
+        """Poll ``GET path`` on the server's port until it answers 200."""
+        try:
+            wait_until(
+                lambda: http_ok("127.0.0.1", self.port, path),
+                timeout=READY_TIMEOUT,
+                alive=lambda: self.process is not None and self.process.poll() is None,
+            )
+        except NotAnswered as error:
+            # Not left running: it would hold the test database open.
+            self.kill()
+            raise AssertionError(
+                f"GET {path} on port {self.port}: no 200, {error}; log:\n"
+                + "\n".join(self.lines[-40:])
+            ) from None
 
     def _collect(self, process: subprocess.Popen[str]) -> None:
         assert process.stderr is not None
