@@ -221,6 +221,7 @@ def targets(results: dict[str, Any], table: Table) -> str:
         ("ours-deflate", "ours", "compression on"),
         ("ours-asyncio", "ours", "asyncio's loop"),
         ("ours-cache-sessions", "ours", "cache sessions"),
+        ("ours-json-logs", "ours", "JSON logs"),
         ("ours-workers2", "ours", "--workers 2"),
         ("ours-deflate-workers2", "ours-deflate", "--workers 2, compression on"),
     )

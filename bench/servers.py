@@ -11,6 +11,8 @@ The servers compared, and how to start each one.
   (Redis) instead of the database one.
 * ``ours-deflate``: the same with ``NOTIFICATIONS_WS_COMPRESSION=true`` and a
   load client that offers permessage-deflate as browsers do.
+* ``ours-json-logs``: the same with ``LOG_FORMAT=json`` (every connection's
+  open and close lines through python-json-logger).
 * ``ours-workers2``: ``runwsserver --workers 2`` (SO_REUSEPORT).
 * ``ours-deflate-workers2``: both; compression makes fan-out CPU-bound in
   the server, which is where a second worker can show what it adds.
@@ -107,6 +109,10 @@ SERVERS: dict[str, ServerSpec] = {
             extra_env={"SESSION_ENGINE": "django.contrib.sessions.backends.cache"},
         ),
         _runwsserver("ours-asyncio", "ws_server on asyncio's loop", "--loop", "asyncio"),
+        _runwsserver(
+            "ours-json-logs", "ws_server, JSON log lines",
+            extra_env={"LOG_FORMAT": "json"},
+        ),
         _runwsserver("ours-workers2", "ws_server --workers 2", "--workers", "2", workers=2),
         _runwsserver(
             "ours-deflate-workers2", "ws_server --workers 2, permessage-deflate on",

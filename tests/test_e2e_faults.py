@@ -4,6 +4,8 @@ killed and replaced, two ws_server processes side by side. Each test that
 kills Redis starts its own private redis-server, never the shared one.
 """
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -11,7 +13,7 @@ import pytest
 from notifications import services
 from tests.clients import receive, send_json, subscriber
 from tests.factories import make_user
-from tests.servers import WebSocketServerProcess
+from tests.servers import BASE_DIR, WebSocketServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -126,3 +128,30 @@ def test_graceful_shutdown_closes_with_going_away(redis_prefix):
         with pytest.raises(Exception) as closed:  # noqa: PT011
             ws.recv(timeout=5)
     assert closed.value.rcvd.code == 1001
+
+
+def test_an_unmigrated_database_stops_the_server_with_a_clear_error(
+    redis_prefix, tmp_path
+):
+    """runwsserver on a database without its tables exits 1 at once, saying
+    what is wrong and what to run, without a traceback."""
+    server = WebSocketServerProcess(
+        redis_prefix=redis_prefix,
+        env={"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}"},
+    )
+    started = time.monotonic()
+    completed = subprocess.run(
+        [sys.executable, "manage.py", "runwsserver", "--port", "0"],
+        cwd=BASE_DIR,
+        env=server.environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 1
+    assert "CommandError: the database is unavailable (no such table" in (
+        completed.stderr
+    )
+    assert "manage.py migrate" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert time.monotonic() - started < 30

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from notifications.conf import settings
 from ws_server import metrics
+from ws_server.db import DatabaseUnavailable
 from ws_server.loops import LOOPS, Loop, loop_runner
 from ws_server.server import run_server
 from ws_server.workers import run_workers
@@ -64,7 +65,15 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from None
             if not supervised:
                 serve_metrics_port()
-            run(run_server(host, port, reuse_port=reuse_port))
+            try:
+                run(run_server(host, port, reuse_port=reuse_port))
+            except DatabaseUnavailable as exc:
+                # At start-up: the ledger starts from the newest event. Later
+                # outages are ridden out; this one leaves nothing to serve.
+                raise CommandError(
+                    f"the database is unavailable ({exc}): is it running, "
+                    "and migrated (manage.py migrate)?"
+                ) from None
             return
         if port == 0:
             raise CommandError(
