@@ -69,6 +69,7 @@ def test_every_test_the_docs_name_exists():
         "docs/live-events.md",
         "docs/widget.md",
         "docs/deployment.md",
+        "docs/operations.md",
     ]
     named = set()
     for doc in docs:
