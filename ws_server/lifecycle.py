@@ -80,6 +80,11 @@ def opened(
     connection: ServerConnection, user_id: UserKey, *, by: str, accepted_at: float
 ) -> None:
     """Count and log a connection that authenticated and is now served."""
+    if getattr(connection, "lost", False):
+        # Gone while it resumed: closed() has run already and would never
+        # take it off the count.
+        refused(connection, "lost", "lost while resuming")
+        return
     now = connection.loop.time()
     connection.opened_at = now  # type: ignore[attr-defined]
     connection.user_id = user_id  # type: ignore[attr-defined]
@@ -113,6 +118,7 @@ def closing(connection: ServerConnection, code: int, cause: str | None = None) -
 
 def closed(connection: ServerConnection) -> None:
     """Count and log the end of a connection ``opened()`` announced; else nothing."""
+    connection.lost = True  # type: ignore[attr-defined]
     opened_at: float | None = getattr(connection, "opened_at", None)
     if opened_at is None:
         return
