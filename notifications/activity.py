@@ -11,11 +11,12 @@ reconnecting page is replayed what it missed.
 
 Single entries arrive by ``post_save``. Since Django 5.1 the entries of a
 multi-object action ("delete selected") are bulk-created, which sends no
-signal: ``StreamingLogEntryManager``, put in place of the admin's own
-manager at start-up, streams those. Every admin action goes through
+signal: ``stream_bulk_created_entries()``, run at start-up, wraps the
+manager's ``log_actions()`` to stream those. Every admin action goes through
 ``LogEntry.objects.log_actions()``, so no entry is missed either way.
 """
 
+import functools
 from typing import Any
 
 from django.contrib.admin.models import (
@@ -33,7 +34,6 @@ from . import live, wire
 from .registry import ACTIVITY
 
 __all__ = [
-    "StreamingLogEntryManager",
     "activity_payload",
     "activity_recipients",
     "recent_activity",
@@ -58,33 +58,30 @@ def _stream(entry: LogEntry) -> None:
     live.push(ACTIVITY, activity_payload(entry), to=activity_recipients(entry))
 
 
-class StreamingLogEntryManager(LogEntryManager):
-    """The admin's log manager, streaming the entries it bulk-creates too."""
+def stream_bulk_created_entries() -> None:
+    """
+    Make ``LogEntryManager.log_actions()`` stream the entries it bulk-creates
+    (at start-up; idempotent).
 
-    def log_actions(self, user_id, queryset, action_flag, change_message="", **kwargs):
-        entries = super().log_actions(
-            user_id, queryset, action_flag, change_message, **kwargs
-        )
-        # One entry is save()d, and post_save streamed it; more are
-        # bulk-created, without a signal.
+    The manager is Django's and the admin's migrations record it, so it is
+    neither subclassed in place (``makemigrations`` would then see a changed
+    manager in Django's own app) nor replaced: its method is wrapped, once.
+    A single entry is ``save()``d, and ``post_save`` streamed it already.
+    """
+    original = LogEntryManager.log_actions
+    if getattr(original, "streams_bulk_entries", False):
+        return
+
+    @functools.wraps(original)
+    def log_actions(self, *args, **kwargs):
+        entries = original(self, *args, **kwargs)
         if isinstance(entries, list) and len(entries) > 1:
             for entry in entries:
                 _stream(entry)
         return entries
 
-
-def stream_bulk_created_entries() -> None:
-    """
-    Make ``LogEntry.objects`` a ``StreamingLogEntryManager`` (at start-up).
-
-    The model is Django's, so its manager can't be declared here; the
-    instance keeps its state and gains the override. A project that gave
-    LogEntry a manager of its own keeps it (and multi-object actions then
-    stream only if it subclasses this one).
-    """
-    manager = LogEntry._meta.default_manager
-    if type(manager) is LogEntryManager:
-        manager.__class__ = StreamingLogEntryManager
+    log_actions.streams_bulk_entries = True  # type: ignore[attr-defined]
+    LogEntryManager.log_actions = log_actions
 
 
 def activity_payload(entry: LogEntry) -> dict[str, Any]:

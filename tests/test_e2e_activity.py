@@ -3,11 +3,13 @@ End to end: an admin acts in the Django admin over HTTP; the users who may
 view the model receive an ``activity`` push live, and nobody else does.
 """
 
+import io
 import time
 from collections.abc import Callable
 
 import pytest
 from django.contrib.auth.models import Group, Permission
+from django.core.management import call_command
 from django.test import Client, override_settings
 
 from tests.clients import subscriber
@@ -176,3 +178,11 @@ def test_activity_page_lists_only_what_the_user_may_view(admin_browser):
     page = browser.get("/activity/").content.decode()
     assert "the-admin add auth.group" in page
     assert "kept from viewers" not in page
+
+
+def test_streaming_bulk_entries_leaves_the_admin_migrations_alone():
+    """Wrapping LogEntryManager.log_actions (not swapping the manager) keeps
+    makemigrations from seeing a changed manager in Django's own admin app."""
+    out = io.StringIO()
+    call_command("makemigrations", "--check", "--dry-run", stdout=out)
+    assert "No changes detected" in out.getvalue()

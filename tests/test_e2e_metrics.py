@@ -47,6 +47,12 @@ def test_metrics_add_up_what_both_workers_did(redis_prefix):
     server.start(port=free_port())
     try:
         port = server.port
+        # /readyz spoke for whichever worker answered: both relays must read
+        # the stream before the events, or one would never relay them.
+        deadline = time.monotonic() + 10
+        while sum("relay connected" in line for line in server.lines) < WORKERS:
+            assert time.monotonic() < deadline, "a worker's relay never connected"
+            time.sleep(0.05)
         before = metrics.scrape(port)
         assert before[("notifications_connections", frozenset())] == 0
         with websocket(server, session_key="forged") as forged:

@@ -269,11 +269,16 @@ class GuardedConnection(ServerConnection):
         super().process_event(event)
 
     def _note_closing(self, code: int, cause: str) -> None:
-        """Count the close and say why, or log a refusal if it never opened."""
+        """
+        Count the close and say why, or log a refusal if it never opened;
+        a close already started (its deadline set) was counted then, and a
+        connection already refused was logged then.
+        """
+        counted = None if self.close_deadline is not None else code
         if getattr(self, "opened_at", None) is not None:
-            lifecycle.closing(self, code, cause)
-        else:
-            lifecycle.refused(self, "limit", cause, code=code)
+            lifecycle.closing(self, counted, cause)
+        elif not getattr(self, "refused", False):
+            lifecycle.refused(self, "limit", cause, code=counted)
 
     def _fail(self, code: int, reason: str) -> None:
         """Fail the connection (RFC 6455 7.1.7): close frame, EOF, no more input."""

@@ -143,7 +143,6 @@ class Handler:
             return
         client = Client(connection, principal, checked_at)
         self.hub.add(client)
-        served = False
         try:
             self._apply_revocations(client)
             await self._resume(client, hello.last_id)
@@ -151,18 +150,15 @@ class Handler:
                 connection,
                 principal.user_id,
                 by="session cookie" if hello.ticket is None else "ticket",
-                accepted_at=getattr(connection, "accepted_at", checked_at),
+                accepted_at=connection.accepted_at,  # type: ignore[attr-defined]
             )
-            served = True
             await self._serve(client)
         except DatabaseUnavailable as exc:
             await self._try_again_later(connection, "resume", exc)
-        except ConnectionClosedError as exc:
+        except ConnectionClosedError:
             # A protocol error (an oversize frame, say) or a lost connection:
-            # the close line says which, once the connection is gone, for a
-            # client that was served; one lost while resuming wasn't.
-            if not served:
-                lifecycle.refused(connection, "lost", f"lost while resuming: {exc}")
+            # the close line says which, once the connection is gone.
+            pass
         finally:
             self.hub.discard(client)
 
@@ -254,6 +250,7 @@ class Handler:
                 raise principal
             if ticket_user is not None and ticket_user != principal.user_id:
                 raise AuthenticationFailed("ticket issued to another user")
+            metrics.AUTHENTICATIONS.labels("ok").inc()
         except AuthenticationFailed as exc:
             metrics.AUTHENTICATIONS.labels("failed").inc()
             lifecycle.refused(

@@ -79,10 +79,13 @@ class Client:
         """Closed by the server: nothing more is sent to it."""
         return self._closing is not None
 
-    def close(self, code: int, reason: str) -> None:
-        """Start the closing handshake without waiting for it (idempotent)."""
+    def close(self, code: int, reason: str, cause: str | None = None) -> None:
+        """
+        Start the closing handshake without waiting for it (idempotent);
+        ``cause`` says more than ``reason`` in the close line.
+        """
         if self._closing is None:
-            lifecycle.closing(self.connection, code)
+            lifecycle.closing(self.connection, code, cause)
             # The task holds itself via this attribute until the connection
             # closes; its handler then drops the client.
             self._closing = asyncio.create_task(self.connection.close(code, reason))

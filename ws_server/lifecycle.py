@@ -57,6 +57,7 @@ def refused(
     in words. ``status`` is the HTTP status answered, ``code`` the close
     code sent; neither for a socket dropped without an answer.
     """
+    connection.refused = True  # type: ignore[attr-defined]
     metrics.REFUSALS.labels(reason).inc()
     if code is not None:
         metrics.CLOSES.labels(str(code)).inc()
@@ -89,7 +90,6 @@ def opened(
     connection.opened_at = now  # type: ignore[attr-defined]
     connection.user_id = user_id  # type: ignore[attr-defined]
     metrics.CONNECTIONS.inc()
-    metrics.AUTHENTICATIONS.labels("ok").inc()
     metrics.HANDSHAKE_SECONDS.observe(now - accepted_at)
     address = peer(connection)
     logger.info(
@@ -106,12 +106,16 @@ def opened(
     )
 
 
-def closing(connection: ServerConnection, code: int, cause: str | None = None) -> None:
+def closing(
+    connection: ServerConnection, code: int | None, cause: str | None = None
+) -> None:
     """
-    Count a close the server starts with ``code`` (1006: an abort) and keep
-    its ``cause`` for the close line.
+    Count a close the server starts with ``code`` (1006: an abort; None: a
+    close already counted, now aborted) and keep its ``cause`` for the
+    close line.
     """
-    metrics.CLOSES.labels(str(code)).inc()
+    if code is not None:
+        metrics.CLOSES.labels(str(code)).inc()
     if cause is not None:
         connection.close_cause = cause  # type: ignore[attr-defined]
 

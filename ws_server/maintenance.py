@@ -29,7 +29,6 @@ from typing import Any
 
 from notifications.wire import CloseCode, UserKey
 
-from . import lifecycle
 from .auth import AuthenticationFailed, Principal, authenticate_sessions
 from .db import DatabaseUnavailable, run_orm
 from .hub import Client, Hub
@@ -183,10 +182,9 @@ class Rechecker:
         for client, key in zip(batch, keys, strict=True):
             principal = results[key]
             if isinstance(principal, AuthenticationFailed):
-                lifecycle.closing(
-                    client.connection, CloseCode.SESSION_REVOKED, str(principal)
+                client.close(
+                    CloseCode.SESSION_REVOKED, "session revoked", str(principal)
                 )
-                client.close(CloseCode.SESSION_REVOKED, "session revoked")
             elif client in self.hub:  # it may have left while the check ran
                 self.hub.update(client, principal)
                 client.checked_at = started
