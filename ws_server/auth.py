@@ -48,6 +48,7 @@ from notifications.tickets import InvalidTicket, load_ticket
 from notifications.usermodel import has_field
 from notifications.wire import UserKey, user_key
 
+from .db import SessionStoreUnavailable
 from .redis_calls import redis_call
 
 __all__ = [
@@ -119,7 +120,9 @@ def authenticate_sessions(
     for key, claim in claims.items():
         user = users[claim]
         data, expiry = sessions[key]
-        if user is None:
+        # Backends such as AllowAllUsersModelBackend let inactive users
+        # authenticate; no audience includes them, so no socket serves them.
+        if user is None or not getattr(user, "is_active", True):
             results[key] = AuthenticationFailed("user is missing or inactive")
         elif not _session_hash_matches(user, data.get(HASH_SESSION_KEY)):
             results[key] = AuthenticationFailed(
@@ -168,9 +171,16 @@ def _load_sessions(
         return {key: (decoder.decode(data), expiry) for key, data, expiry in rows}
     if issubclass(store_class, cache.SessionStore):
         prefix = store_class.cache_key_prefix
-        found = caches[settings.SESSION_CACHE_ALIAS].get_many(
-            [prefix + key for key in keys]
-        )
+        try:
+            found = caches[settings.SESSION_CACHE_ALIAS].get_many(
+                [prefix + key for key in keys]
+            )
+        except Exception as exc:
+            # The cache is out (or hung): an outage, not a refusal. Cache
+            # clients raise their own types (redis-py, pymemcache, OSError).
+            raise SessionStoreUnavailable(
+                f"session cache failed: {type(exc).__name__}"
+            ) from exc
         estimator = store_class()
         return {
             cache_key.removeprefix(prefix): (
@@ -185,10 +195,14 @@ def _load_sessions(
             store = store_class(key)
             data = dict(store.items())
             expiry = store.get_expiry_date()
-        except (DatabaseError, OSError, RedisError):
+        except DatabaseError:
             # An outage, not a bad key: fail the batch, as the database and
             # cache engines do, rather than refuse (so revoke) every session.
             raise
+        except (OSError, RedisError) as exc:
+            raise SessionStoreUnavailable(
+                f"session store failed: {type(exc).__name__}"
+            ) from exc
         except Exception as exc:
             # Only the exception's type: its message may quote the key.
             logger.warning(

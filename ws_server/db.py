@@ -22,7 +22,12 @@ from notifications.conf import settings
 
 from . import metrics
 
-__all__ = ["DatabaseUnavailable", "run_orm", "start_orm_threads"]
+__all__ = [
+    "DatabaseUnavailable",
+    "SessionStoreUnavailable",
+    "run_orm",
+    "start_orm_threads",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +39,14 @@ T = TypeVar("T")
 
 
 class DatabaseUnavailable(Exception):
-    """The database failed or didn't answer within ``NOTIFICATIONS_DB_TIMEOUT``."""
+    """
+    The database, or the session store behind it, failed or didn't answer
+    within ``NOTIFICATIONS_DB_TIMEOUT``.
+    """
+
+
+class SessionStoreUnavailable(Exception):
+    """Raised in an ORM thread when the session store (a cache) failed."""
 
 
 class _Health:
@@ -92,7 +104,7 @@ async def run_orm(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) ->
     try:
         async with asyncio.timeout(settings.DB_TIMEOUT):
             result = await loop.run_in_executor(None, call)
-    except (DatabaseError, TimeoutError) as exc:
+    except (DatabaseError, SessionStoreUnavailable, TimeoutError) as exc:
         reason = str(exc) or f"no answer within {settings.DB_TIMEOUT}s"
         health.failed(reason)
         metrics.DATABASE_ERRORS.inc()
