@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 def replayed(catchup) -> list[int]:
-    return [event_id for event_id, _frame in catchup.frames]
+    return [event_id for event_id, _frame in catchup.notifications]
 
 
 def test_a_batch_with_two_tabs_of_one_user_at_different_positions():
@@ -44,7 +44,7 @@ def test_past_the_limit_the_answer_is_resync_not_a_replay():
     ids = [services.send_event(title=f"e{n}").pk for n in range(4)]
     [catchup] = load_catchups([(alice.pk, ids[0])], limit=2).values()
     assert catchup.overflow
-    assert catchup.frames == []
+    assert catchup.notifications == []
 
 
 def test_a_batch_costs_five_queries(django_assert_num_queries):
@@ -55,7 +55,7 @@ def test_a_batch_costs_five_queries(django_assert_num_queries):
     services.send_event(title="missed")
     with django_assert_num_queries(5):
         catchups = load_catchups([(user.pk, first) for user in users], limit=10)
-    assert all(len(catchup.frames) == 1 for catchup in catchups.values())
+    assert all(len(catchup.notifications) == 1 for catchup in catchups.values())
 
 
 @override_settings(NOTIFICATIONS_EVENT_TYPES={"probe": {}})

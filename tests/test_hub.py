@@ -1,11 +1,12 @@
-"""The connection registry: recipients by audience, re-indexing, removal."""
+"""The audience index: recipients by audience, re-indexing, removal."""
 
 from dataclasses import replace
 from types import SimpleNamespace
 
 from notifications.wire import AudienceSpec
 from ws_server.auth import Principal
-from ws_server.hub import Client, Hub, includes
+from ws_server.core import Subscriber
+from ws_server.hub import Hub, includes
 
 
 def client(
@@ -15,7 +16,7 @@ def client(
     superuser: bool = False,
     groups: frozenset[int] = frozenset(),
     permissions: frozenset[str] = frozenset(),
-) -> Client:
+) -> Subscriber:
     principal = Principal(
         user_id=user_id,
         username=f"u{user_id}",
@@ -26,7 +27,7 @@ def client(
         is_superuser=superuser,
         permissions=permissions,
     )
-    return Client(SimpleNamespace(id=user_id), principal, 0.0)  # type: ignore[arg-type]
+    return Subscriber(SimpleNamespace(id=user_id), principal, 0.0)
 
 
 def test_recipients_by_audience():
@@ -54,7 +55,6 @@ def test_discard_forgets_every_index():
     assert len(hub) == 0
     assert member not in hub
     assert not hub.recipients(AudienceSpec(groups=frozenset({7})))
-    assert hub.of_session("digest2") == []
     assert hub._by_group == {}
     assert hub._by_user == {}
 
@@ -69,7 +69,7 @@ def test_update_reindexes_a_client():
     assert set(hub.recipients(AudienceSpec(groups=frozenset({8})))) == {member}
 
 
-def crowd() -> list[Client]:
+def crowd() -> list[Subscriber]:
     return [
         client(1, staff=True),
         client(2, groups=frozenset({7})),

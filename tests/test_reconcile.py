@@ -11,24 +11,27 @@ from notifications import services
 from ws_server import reconcile
 from ws_server.canary import Canary
 from ws_server.db import DatabaseUnavailable, run_orm
+from ws_server.core import Core
 from ws_server.delivery import Dispatcher
-from ws_server.hub import Hub
-from ws_server.maintenance import Rechecker, Revocations
+from ws_server.ledger import Ledger
 from ws_server.readiness import Readiness
 from ws_server.reconcile import Sweeper
+from ws_server.revocations import Revocations
 
 # The sweep queries from ORM threads: they must see the test's commits.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def sweeper() -> Sweeper:
-    hub = Hub()
-    revocations = Revocations(horizon=60)
-    rechecker = Rechecker(hub, revocations, interval=60)
-    dispatcher = Dispatcher(
-        hub, revocations, rechecker, max_buffer=1 << 20, pending_limit=1_000
+    core = Core(
+        ledger=Ledger(),
+        revocations=Revocations(horizon=60),
+        pending_limit=1_000,
+        resume_limit=200,
+        doubt_timeout=25,
     )
-    return Sweeper(dispatcher, rechecker, asyncio.Event(), interval=60, gap_timeout=5)
+    dispatcher = Dispatcher(core, max_buffer=1 << 20)
+    return Sweeper(dispatcher, asyncio.Event(), interval=60, gap_timeout=5)
 
 
 def test_a_catch_up_during_a_sweep_waits_for_it(monkeypatch):
@@ -52,10 +55,11 @@ def test_a_catch_up_during_a_sweep_waits_for_it(monkeypatch):
         periodic = asyncio.create_task(sweeps.sweep())
         await asyncio.to_thread(loading.wait, 5)
         monkeypatch.setattr(reconcile, "_load_events", load_events)
-        catch_up = asyncio.create_task(sweeps.catch_up())
+        catch_up = asyncio.create_task(sweeps.catch_up(missing_since=0.0))
         await asyncio.sleep(0.2)
         release.set()
-        return await periodic, await catch_up
+        (swept, _full) = await periodic
+        return swept, await catch_up
 
     swept, caught_up = asyncio.run(scenario())
     assert (swept, caught_up) == (len(ids), 0)

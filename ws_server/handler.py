@@ -16,7 +16,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from operator import itemgetter
 
 from django.utils import timezone
 from redis.asyncio import Redis
@@ -44,8 +43,6 @@ from notifications.wire import (
     encode_error,
     encode_frame,
     encode_notification,
-    encode_resync,
-    encode_welcome,
     parse_client_message,
 )
 
@@ -53,9 +50,9 @@ from . import lifecycle, metrics
 from .acks import Acknowledgements
 from .auth import AuthenticationFailed, Principal, authenticate_sessions, redeem_ticket
 from .batching import Batcher
+from .core import Replay, Subscriber
 from .db import DatabaseUnavailable, run_orm
-from .delivery import Dispatcher, Frames
-from .hub import Client, includes
+from .delivery import Dispatcher
 from .limits import TokenBucket
 
 __all__ = ["Handler", "HandlerConfig"]
@@ -76,22 +73,6 @@ class HandlerConfig:
 PUSH_SCAN_LIMIT = 5_000
 
 
-@dataclass(frozen=True, slots=True)
-class Catchup:
-    """
-    What a resume replays: the missed notifications' frames, the unread
-    count, and the durable pushes after the batch's lowest position, to be
-    matched against the client (the same list for the whole batch).
-    """
-
-    frames: list[tuple[int, str]]
-    unread: int
-    overflow: bool
-    pushes: Sequence[tuple[int, AudienceSpec, str]] = ()
-    #: The replayed notifications already read.
-    read: frozenset[int] = frozenset()
-
-
 class Handler:
     """The ``websockets`` connection handler."""
 
@@ -103,8 +84,8 @@ class Handler:
         acknowledgements: Acknowledgements,
     ) -> None:
         self.dispatcher = dispatcher
+        self.core = dispatcher.core
         self.acknowledgements = acknowledgements
-        self.hub = dispatcher.hub
         self.redis = redis
         self.config = config
         # Handshakes in a storm share their queries (see batching.py). Catch-up
@@ -128,7 +109,7 @@ class Handler:
         if principal is None:
             return
         if (
-            self.hub.count_of_user(principal.user_id)
+            self.core.count_of_user(principal.user_id)
             >= self.config.max_connections_per_user
         ):
             lifecycle.refused(
@@ -141,18 +122,22 @@ class Handler:
                 CloseCode.TOO_MANY_CONNECTIONS, "too many connections"
             )
             return
-        client = Client(connection, principal, checked_at)
-        self.hub.add(client)
+        # No await between the lookup's end and this: the core applies the
+        # revocations that passed while the lookup ran.
+        sub, actions = self.core.register(
+            connection, principal, checked_at, time.monotonic()
+        )
+        self.dispatcher.apply(actions)
         try:
-            self._apply_revocations(client)
-            await self._resume(client, hello.last_id)
+            if not sub.closing:  # revoked while it authenticated: no replay
+                await self._resume(sub, hello.last_id)
             lifecycle.opened(
                 connection,
                 principal.user_id,
                 by="session cookie" if hello.ticket is None else "ticket",
                 accepted_at=connection.accepted_at,  # type: ignore[attr-defined]
             )
-            await self._serve(client)
+            await self._serve(sub)
         except DatabaseUnavailable as exc:
             await self._try_again_later(connection, "resume", exc)
         except ConnectionClosedError:
@@ -160,21 +145,7 @@ class Handler:
             # the close line says which, once the connection is gone.
             pass
         finally:
-            self.hub.discard(client)
-
-    def _apply_revocations(self, client: Client) -> None:
-        """
-        Catch up with revocations that passed while this client authenticated.
-
-        They reached the hub before the client was in it. No await between
-        ``hub.add`` and this check, so none can slip between them either.
-        """
-        revocations = self.dispatcher.revocations
-        principal = client.principal
-        if revocations.is_ended(principal.session_digest, time.monotonic()):
-            client.close(CloseCode.SESSION_REVOKED, "session ended")
-        elif revocations.changed_since(principal, client.checked_at):
-            self.dispatcher.rechecker.request(principal.user_id)
+            self.core.discard(sub)
 
     async def _try_again_later(
         self, connection: ServerConnection, step: str, exc: BaseException
@@ -265,94 +236,44 @@ class Handler:
             return None
         return principal
 
-    async def _resume(self, client: Client, last_id: int | None) -> None:
-        """
-        Replay what the client missed, then release the live frames held.
+    async def _resume(self, sub: Subscriber, last_id: int | None) -> None:
+        """Replay what the client missed; the core releases it with what it held."""
+        replay = await self.catchups.load((sub.principal.user_id, last_id))
+        self.dispatcher.apply(self.core.replayed(sub, replay))
 
-        Everything goes out in one write, with no await between reading the
-        held frames and ending the hold, so no live frame can slip between.
-        """
-        principal = client.principal
-        catchup = await self.catchups.load((principal.user_id, last_id))
-        missed = catchup.frames
-        if catchup.pushes and last_id is not None:
-            missed = sorted(
-                missed
-                + [
-                    (event_id, frame)
-                    for event_id, audience, frame in catchup.pushes
-                    if event_id > last_id and includes(audience, principal)
-                ],
-                key=itemgetter(0),
-            )
-        overflow = catchup.overflow or len(missed) > self.config.resume_limit
-        if overflow:
-            missed = []
-        frames = []
-        if overflow:
-            frames.append(encode_resync("too many missed notifications"))
-        frames += [frame for _event_id, frame in missed]
-        frames.append(
-            encode_welcome(
-                user_id=client.principal.user_id,
-                username=client.principal.username,
-                unread=catchup.unread,
-                # Everything up to here was replayed or is held below.
-                cursor=self.dispatcher.ledger.cursor,
-                read=sorted(catchup.read & {event_id for event_id, _ in missed}),
-            )
-        )
-        replayed = {event_id for event_id, _frame in missed}
-        assert client.pending is not None
-        frames += [
-            frame
-            for event_id, frame in client.pending
-            if event_id is None or event_id not in replayed
-        ]
-        if client.overflowed:
-            frames.append(encode_resync("too many live notifications while resuming"))
-        client.pending = None
-        # The replay may have read commits this process hasn't relayed yet.
-        ahead = {
-            event_id for event_id in replayed if self.dispatcher.ledger.is_new(event_id)
-        }
-        client.ahead = ahead or None
-        Frames(frames).write_to(client.connection)
-
-    async def _serve(self, client: Client) -> None:
+    async def _serve(self, sub: Subscriber) -> None:
+        connection = sub.connection
         bucket = TokenBucket(self.config.rate_limit, self.config.rate_burst)
         while True:
             # recv(), not ``async for``: an idle connection waits here, and
             # the iterator would hold one more suspended frame per connection.
             try:
-                raw = await client.connection.recv()
+                raw = await connection.recv()
             except ConnectionClosedOK:
                 return
             if not bucket.take():
-                lifecycle.closing(client.connection, CloseCode.RATE_LIMITED)
-                await client.connection.close(
-                    CloseCode.RATE_LIMITED, "rate limit exceeded"
-                )
+                lifecycle.closing(connection, CloseCode.RATE_LIMITED)
+                await connection.close(CloseCode.RATE_LIMITED, "rate limit exceeded")
                 return
             try:
                 message = parse_client_message(raw)
             except ProtocolError as exc:
-                await client.connection.send(encode_error(exc.code, exc.message))
+                await connection.send(encode_error(exc.code, exc.message))
                 continue
             if isinstance(message, Hello):
-                await client.connection.send(
+                await connection.send(
                     encode_error("unexpected_hello", "already authenticated")
                 )
                 continue
             if isinstance(message, Ack):
                 self.acknowledgements.acknowledge(
-                    client.principal.user_id, message.event_ids
+                    sub.principal.user_id, message.event_ids
                 )
                 continue
             try:
-                await run_orm(apply_command, client.principal.user_id, message)
+                await run_orm(apply_command, sub.principal.user_id, message)
             except DatabaseUnavailable:
-                await client.connection.send(
+                await connection.send(
                     encode_error("unavailable", "the database is unavailable; retry")
                 )
 
@@ -369,7 +290,7 @@ def apply_command(user_id: UserKey, message: MarkRead | MarkAllRead | Dismiss) -
 
 def load_catchups(
     requests: Sequence[tuple[UserKey, int | None]], limit: int
-) -> dict[tuple[UserKey, int | None], Catchup]:
+) -> dict[tuple[UserKey, int | None], Replay]:
     """
     What each (user id, last seen event id) request missed, and its unread count.
 
@@ -416,8 +337,13 @@ def load_catchups(
         event_ids = missed.get((user_id, last_id), []) if last_id is not None else []
         overflow = len(event_ids) > limit or (pushes_overflow and last_id is not None)
         replay = [] if overflow else [(id_, frames[id_]) for id_ in event_ids]
-        catchups[user_id, last_id] = Catchup(
-            replay, unread[user_id], overflow, pushes, frozenset(read.get(user_id, ()))
+        catchups[user_id, last_id] = Replay(
+            last_id=last_id,
+            notifications=replay,
+            pushes=pushes if last_id is not None else (),
+            unread=unread[user_id],
+            read=frozenset(read.get(user_id, ())),
+            overflow=overflow,
         )
     return catchups
 

@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 
 from notifications.broker import presence_key, presence_registry_key
 
-from .hub import Hub
+from .core import Core
 from .redis_calls import redis_call
 
 __all__ = ["TTL_INTERVALS", "Presence"]
@@ -44,8 +44,8 @@ TTL_INTERVALS = 3
 
 
 class Presence:
-    def __init__(self, hub: Hub, redis: Redis, *, interval: float) -> None:
-        self.hub = hub
+    def __init__(self, core: Core, redis: Redis, *, interval: float) -> None:
+        self.core = core
         self.redis = redis
         self.interval = interval
         self.ttl = TTL_INTERVALS * interval
@@ -69,7 +69,7 @@ class Presence:
 
     async def publish(self) -> None:
         """Replace this process's hash with who is connected now."""
-        counts = Counter(client.principal.user_id for client in self.hub.clients())
+        counts = Counter(sub.principal.user_id for sub in self.core.subscribers())
         try:
             # execute() resets the pipeline itself, inside redis_call.
             pipe = self.redis.pipeline(transaction=True)

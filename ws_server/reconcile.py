@@ -16,9 +16,10 @@ bound from commit to socket is therefore two sweep intervals plus the
 queries (about 1 s with the defaults); idle, a sweep costs one query.
 
 A missing event means a stream that dropped things, and revocations travel
-on the same stream: its recipients are re-checked first, unless they were
-checked since the event went missing, so a socket whose logout was lost with
-the event doesn't receive it.
+on the same stream: the delivery core holds the found events for every
+connection not authenticated since they went missing until a re-check says
+what that connection may see (``Core.swept``), so a socket whose logout or
+group change was lost with the event doesn't receive it.
 """
 
 from __future__ import annotations
@@ -34,8 +35,6 @@ from notifications.wire import EventMessage
 from . import metrics
 from .db import DatabaseUnavailable, run_orm
 from .delivery import Dispatcher
-from .hub import Client, Hub
-from .maintenance import Rechecker
 
 __all__ = ["Sweeper"]
 
@@ -49,14 +48,12 @@ class Sweeper:
     def __init__(
         self,
         dispatcher: Dispatcher,
-        rechecker: Rechecker,
         relay_connected: asyncio.Event,
         *,
         interval: float,
         gap_timeout: float,
     ) -> None:
         self.dispatcher = dispatcher
-        self.rechecker = rechecker
         self.relay_connected = relay_connected
         self.interval = interval
         self.gap_timeout = gap_timeout
@@ -85,35 +82,50 @@ class Sweeper:
         else:
             self.database_ok = True
 
-    async def catch_up(self) -> int:
+    async def catch_up(self, missing_since: float) -> int:
         """
         Deliver everything missing now, without waiting a sweep interval.
 
         The relay calls this after an outage, before reading the stream on,
-        so the events committed meanwhile arrive before the newer ones.
+        so the events committed meanwhile arrive before the newer ones. It
+        takes what the database holds now, a batch at a time, and stops at
+        the first batch that isn't full: whatever commits after that comes
+        on the stream, which the relay reads again next. (Sweeping until a
+        sweep found nothing never ended under steady traffic.)
         """
         delivered = 0
-        while count := await self.sweep(hurry=True):
+        while True:
+            count, full = await self.sweep(hurry=True, missing_since=missing_since)
             delivered += count
-        return delivered
+            if not full:
+                return delivered
 
-    async def sweep(self, *, hurry: bool = False) -> int:
-        """Deliver the events that are due (all missing ones if ``hurry``)."""
-        # The wait is bounded by the sweep holding the lock: a few ORM calls
-        # (one per re-check batch among them), each within DB_TIMEOUT.
+    async def sweep(
+        self, *, hurry: bool = False, missing_since: float | None = None
+    ) -> tuple[int, bool]:
+        """
+        Deliver the events that are due (all missing ones if ``hurry``);
+        return how many, and whether the batch of ids was full.
+        """
+        # The wait is bounded by the sweep holding the lock: two ORM calls,
+        # each within DB_TIMEOUT.
         async with self._sweeping:
-            return await self._sweep(hurry=hurry)
+            return await self._sweep(hurry=hurry, missing_since=missing_since)
 
-    async def _sweep(self, *, hurry: bool) -> int:
-        ledger = self.dispatcher.ledger
-        for gap in ledger.expire(time.monotonic(), self.gap_timeout):
+    async def _sweep(
+        self, *, hurry: bool, missing_since: float | None
+    ) -> tuple[int, bool]:
+        core = self.dispatcher.core
+        for gap in core.expire_gaps(time.monotonic(), self.gap_timeout):
             logger.debug("stopped waiting for event %d (rolled back?)", gap)
+        ledger = core.ledger
         ids = await run_orm(
             selectors.event_ids_after,
             after=ledger.high,
             also=ledger.gaps,
             limit=BATCH_SIZE,
         )
+        full = len(ids) >= BATCH_SIZE
         now = time.monotonic()
         self._missing = {
             event_id: self._missing.get(event_id, now)
@@ -127,18 +139,17 @@ class Sweeper:
             if hurry or since < now
         ]
         if not due:
-            return 0
+            return 0, full
         events = await run_orm(_load_events, due)
-        missing_since = min(self._missing[event_id] for event_id in due)
-        await self.rechecker.recheck(
-            _unchecked_recipients(self.dispatcher.hub, events, missing_since)
-        )
+        since = min(self._missing[event_id] for event_id in due)
+        if missing_since is not None:
+            since = min(since, missing_since)
         fresh = [
             event
             for event in events
             if event.event_id is not None and ledger.is_new(event.event_id)
         ]
-        self.dispatcher.deliver(fresh)
+        self.dispatcher.deliver_swept(fresh, since)
         if fresh:
             metrics.CATCHUPS.inc(len(fresh))
             logger.info(
@@ -147,17 +158,7 @@ class Sweeper:
                 fresh[0].event_id,
                 fresh[-1].event_id,
             )
-        return len(fresh)
-
-
-def _unchecked_recipients(
-    hub: Hub, events: list[EventMessage], since: float
-) -> list[Client]:
-    """The connected recipients of ``events`` not authenticated since ``since``."""
-    recipients: set[Client] = set()
-    for event in events:
-        recipients.update(hub.recipients(event.audience))
-    return [client for client in recipients if client.checked_at < since]
+        return len(fresh), full
 
 
 def _load_events(ids: list[int]) -> list[EventMessage]:

@@ -16,8 +16,8 @@ after any other fault.
 
 Revocations published while the stream was out of reach are lost, and so
 are entries trimmed before this relay read them: in both cases every
-connection is re-checked against the database before the relay reads
-anything more, so no backlog reaches a socket that was revoked meanwhile.
+connection is held until it is re-checked against the database, so no
+backlog reaches a socket that was revoked meanwhile.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ from . import metrics
 from .canary import Canary, CanaryLost
 from .db import DatabaseUnavailable
 from .delivery import Dispatcher
-from .maintenance import Rechecker
 from .reconcile import Sweeper
 from .redis_calls import redis_call
 
@@ -66,14 +65,12 @@ class Relay:
         redis_url: str,
         stream: str,
         dispatcher: Dispatcher,
-        rechecker: Rechecker,
         sweeper: Sweeper,
         canary: Canary,
     ) -> None:
         self.redis_url = redis_url
         self.stream = stream
         self.dispatcher = dispatcher
-        self.rechecker = rechecker
         self.sweeper = sweeper
         self.canary = canary
         # Set while the relay reads the stream; the sweep hurries when not.
@@ -136,12 +133,19 @@ class Relay:
     async def _recover(self) -> None:
         """
         Whatever was published meanwhile may be lost, revocations included:
-        re-check every connection, then deliver what the database has, and
-        only then what the stream has.
+        hold every connection until it is re-checked, deliver what the
+        database has, and only then what the stream has.
+
+        Nothing here waits for the re-checks: the core holds each
+        connection's frames until its own re-check settles it, so the relay
+        reads on at once.
         """
-        await self.rechecker.recheck_everyone()
+        now = time.monotonic()
+        core = self.dispatcher.core
+        logger.info("re-checking %d connection(s)", len(core))
+        self.dispatcher.apply(core.doubt_everyone(now))
         try:
-            caught_up = await self.sweeper.catch_up()
+            caught_up = await self.sweeper.catch_up(missing_since=now)
         except DatabaseUnavailable:
             return  # the sweep goes on in the background
         logger.info("caught up %d event(s) from the database", caught_up)

@@ -34,15 +34,16 @@ from . import lifecycle, metrics
 from .acks import Acknowledgements
 from .canary import Canary
 from .connection import ConnectionLimits, guarded_connection
+from .core import Core
 from .db import start_orm_threads
-from .delivery import Dispatcher
+from .delivery import Dispatcher, initial_ledger
 from .handler import Handler, HandlerConfig
-from .hub import Hub
-from .maintenance import Rechecker, Revocations
+from .maintenance import Rechecker
 from .presence import Presence
 from .readiness import Readiness
 from .reconcile import Sweeper
 from .relay import Relay
+from .revocations import Revocations
 
 __all__ = ["run_server"]
 
@@ -57,6 +58,11 @@ METRICS_PATH = "/metrics"
 #: Seconds a revocation is remembered for connections still authenticating
 #: (at least twice the bound on their database lookup).
 REVOCATION_HORIZON = 60.0
+
+#: A connection in doubt (see ws_server.core) whose re-checks keep failing
+#: is closed with "try again later" after this many database timeouts:
+#: two re-check attempts and the wait between them.
+DOUBT_TIMEOUT_FACTOR = 2.5
 
 #: Pending connections the kernel queues for us (capped by net.core.somaxconn).
 ACCEPT_BACKLOG = 2048
@@ -145,20 +151,19 @@ async def run_server(host: str, port: int, *, reuse_port: bool = False) -> None:
         loop.add_signal_handler(signum, stop.set)
     start_orm_threads(loop)
 
-    hub = Hub()
-    revocations = Revocations(horizon=max(REVOCATION_HORIZON, 2 * settings.DB_TIMEOUT))
-    rechecker = Rechecker(hub, revocations, interval=settings.RECHECK_INTERVAL)
-    dispatcher = Dispatcher(
-        hub,
-        revocations,
-        rechecker,
-        max_buffer=settings.WS_MAX_BUFFER,
+    core = Core(
+        ledger=await initial_ledger(),
+        revocations=Revocations(
+            horizon=max(REVOCATION_HORIZON, 2 * settings.DB_TIMEOUT)
+        ),
         pending_limit=settings.WS_PENDING_LIMIT,
+        resume_limit=settings.RESUME_LIMIT,
+        doubt_timeout=DOUBT_TIMEOUT_FACTOR * settings.DB_TIMEOUT,
     )
-    await dispatcher.start()
+    dispatcher = Dispatcher(core, max_buffer=settings.WS_MAX_BUFFER)
+    rechecker = Rechecker(dispatcher, interval=settings.RECHECK_INTERVAL)
     sweeper = Sweeper(
         dispatcher,
-        rechecker,
         asyncio.Event(),
         interval=settings.SWEEP_INTERVAL,
         gap_timeout=settings.GAP_TIMEOUT,
@@ -177,7 +182,7 @@ async def run_server(host: str, port: int, *, reuse_port: bool = False) -> None:
         timeout=settings.CANARY_TIMEOUT,
         maxlen=settings.STREAM_MAXLEN,
     )
-    relay = Relay(settings.REDIS_URL, stream, dispatcher, rechecker, sweeper, canary)
+    relay = Relay(settings.REDIS_URL, stream, dispatcher, sweeper, canary)
     acknowledgements = Acknowledgements()
     handler = Handler(
         dispatcher,
@@ -233,12 +238,12 @@ async def run_server(host: str, port: int, *, reuse_port: bool = False) -> None:
                     "recheck": rechecker.run(),
                     "acks": acknowledgements.run(),
                     "presence": Presence(
-                        hub, redis, interval=settings.PRESENCE_INTERVAL
+                        core, redis, interval=settings.PRESENCE_INTERVAL
                     ).run(),
                 },
                 stop,
             )
-            logger.info("shutting down: closing %d connection(s)", len(hub))
+            logger.info("shutting down: closing %d connection(s)", len(core))
             await _drain(server)
     finally:
         await redis.aclose()
