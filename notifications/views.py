@@ -1,8 +1,9 @@
 """
 The inbox page and a small JSON API, so a page without a socket still works.
 
-Every state change is a POST protected by Django's CSRF middleware. The API
-answers 401 JSON rather than redirecting to the login page.
+Every state change is a POST protected by Django's CSRF middleware. The API answers 401 JSON rather than redirecting to the login
+page, with or without Django's ``LoginRequiredMiddleware``: a redirect would
+end in the login page's 200, which a ``fetch()`` takes for success.
 """
 
 import logging
@@ -11,7 +12,7 @@ from functools import wraps
 from urllib.parse import urlsplit
 
 import redis
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_not_required, login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
@@ -33,6 +34,14 @@ MAX_PAGE_SIZE = 100
 def api_login_required(
     view: Callable[..., HttpResponse],
 ) -> Callable[..., HttpResponse]:
+    """
+    Answer an anonymous request with 401 JSON instead of calling ``view``.
+
+    The view is marked ``login_not_required``, so that
+    ``LoginRequiredMiddleware`` leaves the check to it rather than redirecting.
+    """
+
+    @login_not_required
     @wraps(view)
     def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
         if not request.user.is_authenticated:

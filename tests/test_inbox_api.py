@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.conf import settings as django_settings
 from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
@@ -172,3 +173,46 @@ def test_id_urls_under_a_prefix_with_a_zero_in_it():
         "/team/0/notifications/api/{id}/read/"
     )
     assert reverse("notifications:api-list") == "/team/0/notifications/api/"
+
+
+LOGIN_REQUIRED = "django.contrib.auth.middleware.LoginRequiredMiddleware"
+CSRF_MIDDLEWARE = "django.middleware.csrf.CsrfViewMiddleware"
+API_CALLS = [
+    ("get", "/api/"),
+    ("get", "/api/unread/"),
+    ("post", "/api/1/read/"),
+    ("post", "/api/1/dismiss/"),
+    ("post", "/api/read-all/"),
+    ("post", "/api/ws-ticket/"),
+]
+POSTS = [path for method, path in API_CALLS if method == "post"]
+
+
+def middleware(*, add: tuple[str, ...] = (), remove: tuple[str, ...] = ()):
+    """The project's MIDDLEWARE with ``add`` at the end and ``remove`` left out."""
+    kept = [name for name in django_settings.MIDDLEWARE if name not in remove]
+    return override_settings(MIDDLEWARE=[*kept, *add])
+
+
+@pytest.mark.parametrize(("method", "path"), API_CALLS)
+def test_login_required_middleware_leaves_the_api_its_401(method, path):
+    """With LoginRequiredMiddleware, an anonymous API call still gets 401 JSON,
+    not a redirect that fetch() would follow to the login page's 200."""
+    with middleware(add=(LOGIN_REQUIRED,)):
+        response = getattr(Client(), method)(path)
+    assert (response.status_code, response.json()) == (
+        401,
+        {"error": "authentication required"},
+    )
+
+
+def test_login_required_middleware_still_serves_the_signed_in(alice):
+    """The middleware changes nothing for a signed-in user, and the inbox
+    page (HTML) still sends the anonymous to the login page."""
+    with middleware(add=(LOGIN_REQUIRED,)):
+        anonymous, signed_in = Client(), Client()
+        signed_in.force_login(alice)
+        assert signed_in.get("/api/unread/").json() == {"unread": 0}
+        page = anonymous.get("/")
+    assert (page.status_code, page.url) == (302, "/accounts/login/?next=/")
+
