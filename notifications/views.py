@@ -1,7 +1,9 @@
 """
 The inbox page and a small JSON API, so a page without a socket still works.
 
-Every state change is a POST protected by Django's CSRF middleware. The API answers 401 JSON rather than redirecting to the login
+Every state change is a POST protected by ``csrf_protect``, like Django's own
+auth views, so it stays protected in a project that dropped the CSRF
+middleware. The API answers 401 JSON rather than redirecting to the login
 page, with or without Django's ``LoginRequiredMiddleware``: a redirect would
 end in the login page's 200, which a ``fetch()`` takes for success.
 """
@@ -17,6 +19,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_protect, ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
 from . import selectors, services, tickets
@@ -99,7 +102,10 @@ def id_url_template(name: str) -> str:
     return f"{head}/{{id}}/{tail}"
 
 
+# The page hands its CSRF token to the script, which posts with it: the
+# cookie must go out with the page even without the CSRF middleware.
 @login_required
+@ensure_csrf_cookie
 @require_GET
 def inbox_page(request: HttpRequest) -> HttpResponse:
     return render(
@@ -187,6 +193,7 @@ def unread_count(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"unread": selectors.unread_count(user_id=request.user.pk)})
 
 
+@csrf_protect
 @api_login_required
 @require_POST
 def mark_read(request: HttpRequest, event_id: str) -> JsonResponse:
@@ -197,6 +204,7 @@ def mark_read(request: HttpRequest, event_id: str) -> JsonResponse:
     return JsonResponse({"unread": change.unread})
 
 
+@csrf_protect
 @api_login_required
 @require_POST
 def dismiss(request: HttpRequest, event_id: str) -> JsonResponse:
@@ -207,6 +215,7 @@ def dismiss(request: HttpRequest, event_id: str) -> JsonResponse:
     return JsonResponse({"unread": change.unread})
 
 
+@csrf_protect
 @api_login_required
 @require_POST
 def mark_all_read(request: HttpRequest) -> JsonResponse:
@@ -218,6 +227,7 @@ def mark_all_read(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"marked": change.changed, "unread": change.unread})
 
 
+@csrf_protect
 @api_login_required
 @require_POST
 def websocket_ticket(request: HttpRequest) -> JsonResponse:

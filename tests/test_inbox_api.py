@@ -216,3 +216,26 @@ def test_login_required_middleware_still_serves_the_signed_in(alice):
         page = anonymous.get("/")
     assert (page.status_code, page.url) == (302, "/accounts/login/?next=/")
 
+
+@pytest.mark.parametrize("path", POSTS)
+def test_posts_are_csrf_protected_without_the_csrf_middleware(alice, path):
+    """The views protect themselves: with CsrfViewMiddleware gone, a POST
+    without the token is still refused with 403."""
+    with middleware(remove=(CSRF_MIDDLEWARE,)):
+        browser = Client(enforce_csrf_checks=True)
+        browser.force_login(alice)
+        response = browser.post(path, {"up_to": "1"})
+    assert response.status_code == 403
+
+
+def test_the_inbox_page_sets_the_token_its_posts_need_without_the_middleware(alice):
+    """Without CsrfViewMiddleware the inbox page still sends the CSRF cookie,
+    so the page's own POSTs (with the token) go through."""
+    [event_id] = send(1)
+    with middleware(remove=(CSRF_MIDDLEWARE,)):
+        browser = Client(enforce_csrf_checks=True)
+        browser.force_login(alice)
+        assert browser.get("/").status_code == 200
+        response = post(browser, f"/api/{event_id}/read/")
+    assert response.json() == {"unread": 0}
+
