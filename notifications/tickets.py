@@ -22,7 +22,7 @@ from .broker import get_redis, ticket_key
 from .conf import settings
 from .wire import UserKey, parse_user_key, user_key
 
-__all__ = ["InvalidTicket", "TicketClaims", "issue_ticket", "load_ticket"]
+__all__ = ["InvalidTicket", "NoSession", "TicketClaims", "issue_ticket", "load_ticket"]
 
 SALT = "notifications.tickets"
 
@@ -37,17 +37,23 @@ class InvalidTicket(Exception):
     """The ticket is forged, tampered with, malformed or expired."""
 
 
+class NoSession(ValueError):
+    """The request has no saved session to bind a ticket to."""
+
+
 def issue_ticket(request: HttpRequest) -> str:
     """
     Issue a ticket for the logged-in user of ``request``'s session.
 
-    Raise ``redis.RedisError`` if Redis fails: after one short timeout (see
-    ``broker.get_redis``), or at once (``CircuitOpen``) while it is known to
-    be failing.
+    Raise :exc:`NoSession` if the request has no saved session (its user was
+    authenticated some other way: a token, say). Raise ``redis.RedisError`` if
+    Redis fails: after one short timeout (see ``broker.get_redis``), or at
+    once (``CircuitOpen``) while it is known to be failing.
     """
-    session_key = request.session.session_key
+    session = getattr(request, "session", None)
+    session_key = session.session_key if session is not None else None
     if session_key is None:
-        raise ValueError("issue_ticket() needs a saved session")
+        raise NoSession("issue_ticket() needs a saved session")
     nonce = secrets.token_urlsafe(18)
     get_redis().set(ticket_key(nonce), session_key, ex=settings.TICKET_MAX_AGE)
     return signing.dumps({"u": user_key(request.user), "n": nonce}, salt=SALT)

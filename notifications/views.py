@@ -234,6 +234,12 @@ def websocket_ticket(request: HttpRequest) -> JsonResponse:
     """Issue a short-lived ticket to send as the first WebSocket message."""
     try:
         ticket = tickets.issue_ticket(request)
+    except tickets.NoSession:
+        # Signed in by a token or another credential that isn't a session:
+        # a ticket is bound to a session (logging out revokes it).
+        return JsonResponse(
+            {"error": "a WebSocket ticket needs a session login"}, status=403
+        )
     except redis.RedisError as exc:
         logger.warning("cannot issue a WebSocket ticket, Redis is unavailable: %s", exc)
         return JsonResponse({"error": "live notifications are unavailable"}, status=503)

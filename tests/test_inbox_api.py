@@ -239,3 +239,16 @@ def test_the_inbox_page_sets_the_token_its_posts_need_without_the_middleware(ali
         response = post(browser, f"/api/{event_id}/read/")
     assert response.json() == {"unread": 0}
 
+
+def test_a_ticket_needs_a_session_login(alice):
+    """A user signed in without a session (an API token) is told, with 403
+    JSON, that tickets need a session login: not a 500."""
+    token = {"Authorization": f"Token {alice.username}"}
+    with middleware(add=("tests.token_auth.TokenAuthMiddleware",)):
+        client = Client()
+        assert client.get("/api/unread/", headers=token).json() == {"unread": 0}
+        response = client.post("/api/ws-ticket/", headers=token)
+    assert (response.status_code, response.json()) == (
+        403,
+        {"error": "a WebSocket ticket needs a session login"},
+    )
