@@ -21,6 +21,7 @@ from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 
 from . import presence, selectors, services
+from .links import validate_link
 from .models import Audience, Event
 
 SEND_FIELDS = [
@@ -36,10 +37,19 @@ SEND_FIELDS = [
 ]
 
 
+class LinkField(forms.URLField):
+    """An http(s) URL ("example.com" is taken for https) or a path on the site."""
+
+    default_validators = [validate_link]
+
+    def to_python(self, value: object) -> str:
+        text = forms.CharField.to_python(self, value)
+        # URLField would read "/exports/42/" as a host name with no scheme.
+        return text if text.startswith("/") else super().to_python(text)
+
+
 class SendEventForm(forms.ModelForm):
-    url = forms.URLField(
-        label="Link", required=False, max_length=500, assume_scheme="https"
-    )
+    url = LinkField(label="Link", required=False, max_length=500, assume_scheme="https")
 
     class Meta:
         model = Event

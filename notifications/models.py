@@ -17,6 +17,8 @@ from django.contrib.auth.models import Group, Permission
 from django.db import models
 from django.db.models import Q
 
+from .links import validate_link
+
 
 class Level(models.TextChoices):
     INFO = "info", "Info"
@@ -38,7 +40,10 @@ class Event(models.Model):
     title = models.CharField(max_length=200)
     body = models.TextField(blank=True)
     level = models.CharField(max_length=10, choices=Level, default=Level.INFO)
-    url = models.URLField("link", blank=True, max_length=500)
+    # An http(s) URL or a path on this site ("/exports/42/"): see links.py.
+    url = models.CharField(
+        "link", blank=True, max_length=500, validators=[validate_link]
+    )
     audience = models.CharField(
         max_length=11, choices=Audience, default=Audience.EVERYONE
     )

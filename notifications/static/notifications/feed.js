@@ -7,8 +7,9 @@
 // API, then keeps it live over the WebSocket. Every event carries an id; the
 // feed shows each id once, so the server's at-least-once delivery becomes
 // exactly-once on screen. Event data is rendered with textContent only,
-// never as HTML.
+// never as HTML, and a link only if links.js allows it.
 
+import { isAllowedLink } from "./links.js";
 import { connect } from "./live.js";
 
 /**
@@ -57,7 +58,7 @@ export function mountFeed(root, config) {
     item.dataset.level = notification.level;
     const title = document.createElement("h2");
     title.textContent = notification.title;
-    if (notification.url) {
+    if (isAllowedLink(notification.url)) {
       const link = document.createElement("a");
       link.href = notification.url;
       link.rel = "noopener";
@@ -151,7 +152,7 @@ export function mountFeed(root, config) {
       });
       shown.addEventListener("click", () => {
         window.focus();
-        if (notification.url) location.assign(notification.url);
+        if (isAllowedLink(notification.url)) location.assign(notification.url);
         shown.close();
       });
     } else {
