@@ -10,7 +10,7 @@
 // never as HTML, and a link only if links.js allows it.
 
 import { isAllowedLink } from "./links.js";
-import { connect } from "./live.js";
+import { connect, isSignedOut } from "./live.js";
 
 /**
  * Render and keep live the feed inside `root`.
@@ -193,17 +193,20 @@ export function mountFeed(root, config) {
     moreToasts.textContent = `and ${hiddenToasts} more`;
   }
 
+  // A redirect is not followed: it goes to a login page (an HTML 200 that
+  // would look like success), so it means signed out, like a 401.
   async function api(url, { method = "GET", body, keepalive = false } = {}) {
     const response = await fetch(url, {
       method,
       body,
       keepalive,
+      redirect: "manual",
       credentials: "same-origin",
       headers: method === "GET" ? {} : { "X-CSRFToken": csrfToken },
     });
     if (!response.ok) {
       const error = new Error(`${method} ${url}: HTTP ${response.status}`);
-      error.status = response.status;
+      error.signedOut = isSignedOut(response);
       throw error;
     }
     return response.json();
@@ -213,7 +216,7 @@ export function mountFeed(root, config) {
   // silently; the next one that works clears it.
   function report(error) {
     problem.textContent =
-      error.status === 401
+      error.signedOut
         ? "You are signed out: log in again to change your notifications."
         : "That couldn't be saved (the server didn't answer); try again.";
     problem.hidden = false;

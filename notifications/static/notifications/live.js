@@ -33,8 +33,9 @@
  *   wsUrl is on another host, since the browser sends the session cookie only
  *   to the page's own host.
  * @property {string} [sessionCheckUrl] A Django URL that answers 401 to a
- *   signed-out user. Without it, an authentication close (4001, 4003) ends
- *   the connection instead of checking and reconnecting.
+ *   signed-out user (a redirect counts as signed out too: see isSignedOut).
+ *   Without it, an authentication close (4001, 4003) ends the connection
+ *   instead of checking and reconnecting.
  * @property {string} [csrfToken] Django's CSRF token, for the ticket `POST`.
  * @property {string} [user] Who the page is signed in as (`live_config` says):
  *   only tabs of the same user share a socket, and a connection welcomed as
@@ -128,6 +129,20 @@ const STATE_TEXT = {
   offline: "reconnecting…",
   closed: "closed",
 };
+
+/**
+ * Whether Django's answer to a `fetch()` means the user is signed out: a
+ * 401, or a redirect, which goes to a login page (Django's
+ * LoginRequiredMiddleware, a proxy's single sign-on). Ask with
+ * `redirect: "manual"`: a redirect that is followed ends in the login page's
+ * 200, which looks signed in (`response.redirected` catches that too).
+ *
+ * @param {Response} response
+ * @returns {boolean}
+ */
+export function isSignedOut(response) {
+  return response.status === 401 || response.type === "opaqueredirect" || response.redirected;
+}
 
 /**
  * Open a live connection and keep it open until `close()`.
@@ -604,6 +619,7 @@ function openSocket({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, user, lastId
     try {
       hello = await helloMessage();
     } catch (error) {
+      if (error instanceof SignedOut) return signOut();
       return scheduleReconnect();
     }
     // close() may have been called while the ticket was on its way.
@@ -629,8 +645,11 @@ function openSocket({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, user, lastId
     let signedOut = true;
     if (sessionCheckUrl) {
       try {
-        const response = await fetch(sessionCheckUrl, { credentials: "same-origin" });
-        signedOut = response.status === 401;
+        const response = await fetch(sessionCheckUrl, {
+          credentials: "same-origin",
+          redirect: "manual",
+        });
+        signedOut = isSignedOut(response);
       } catch (error) {
         // Django unreachable says nothing about the session: keep trying.
         signedOut = false;
@@ -638,11 +657,15 @@ function openSocket({ wsUrl, ticketUrl, sessionCheckUrl, csrfToken, user, lastId
     }
     if (closed) return;
     if (signedOut) {
-      closed = true;
-      setState("closed", "signed out: log in again");
+      signOut();
     } else {
       scheduleReconnect();
     }
+  }
+
+  function signOut() {
+    closed = true;
+    setState("closed", "signed out: log in again");
   }
 
   function scheduleReconnect() {
@@ -762,12 +785,17 @@ function websocketUrl(wsUrl) {
   return url;
 }
 
+/** Django's answer to a ticket request said the user is signed out. */
+class SignedOut extends Error {}
+
 async function fetchTicket(ticketUrl, csrfToken) {
   const response = await fetch(ticketUrl, {
     method: "POST",
     credentials: "same-origin",
+    redirect: "manual",
     headers: csrfToken ? { "X-CSRFToken": csrfToken } : {},
   });
+  if (isSignedOut(response)) throw new SignedOut(`POST ${ticketUrl}: signed out`);
   if (!response.ok) throw new Error(`POST ${ticketUrl}: HTTP ${response.status}`);
   return (await response.json()).ticket;
 }
