@@ -5,6 +5,8 @@ The quick-start commands are a plain ``python3 scripts/...`` on a machine that
 has nothing but Python, so this module uses the standard library only.
 Requirements are installed again only when their files change: a stamp in
 .venv holds their digest, and a re-run with nothing to do takes a second.
+Another interpreter gets a venv of its own (``venv_for``), so the suite can
+run on each Python and Django that CI tests without one venv undoing another.
 """
 
 import hashlib
@@ -14,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["REPO_ROOT", "VENV_DIR", "ensure_venv"]
+__all__ = ["REPO_ROOT", "VENV_DIR", "ensure_venv", "venv_for"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_DIR = REPO_ROOT / ".venv"
@@ -22,12 +24,24 @@ DEV_REQUIREMENTS = REPO_ROOT / "requirements-dev.txt"
 STAMP_NAME = ".requirements.sha256"
 
 
+def venv_for(interpreter: str | None) -> Path:
+    """The venv for ``interpreter`` (a command or a path): .venv for the one
+    running this script, .venv-python3.13 for ``python3.13``."""
+    if interpreter is None:
+        return VENV_DIR
+    return REPO_ROOT / f".venv-{Path(interpreter).name}"
+
+
 def ensure_venv(
-    venv_dir: Path = VENV_DIR, requirements: Path = DEV_REQUIREMENTS
+    venv_dir: Path = VENV_DIR,
+    requirements: Path = DEV_REQUIREMENTS,
+    *,
+    interpreter: str | None = None,
 ) -> None:
     """Return when running in an up-to-date venv; otherwise re-run the script there.
 
-    Create ``venv_dir`` and install ``requirements`` as needed, then replace
+    Create ``venv_dir`` with ``interpreter`` (by default the interpreter running
+    this script) and install ``requirements`` as needed, then replace
     this process with the venv's Python on the same script and arguments. The
     stamp is checked inside the venv too, so a changed requirements file is
     installed even when the script was started with the venv's Python. The
@@ -36,7 +50,7 @@ def ensure_venv(
     python = venv_dir / "bin" / "python"
     stamp = venv_dir / STAMP_NAME
     if not python.exists():
-        _create_venv(venv_dir)
+        _create_venv(venv_dir, interpreter)
     digest = _requirements_digest(requirements)
     if _read_stamp(stamp) != digest:
         _install_requirements(python, requirements)
@@ -46,11 +60,14 @@ def ensure_venv(
         os.execv(python, [str(python), *sys.argv])
 
 
-def _create_venv(venv_dir: Path) -> None:
+def _create_venv(venv_dir: Path, interpreter: str | None) -> None:
     """Create the venv, removing a half-made one so that the next run starts clean."""
     name = venv_dir.relative_to(REPO_ROOT)
+    executable = sys.executable if interpreter is None else shutil.which(interpreter)
+    if executable is None:
+        sys.exit(f"Cannot create {name}: no {interpreter} on PATH.")
     print(f"Creating virtualenv in {name} ...", flush=True)
-    if not _run_quietly([sys.executable, "-m", "venv", str(venv_dir)]):
+    if not _run_quietly([executable, "-m", "venv", str(venv_dir)]):
         shutil.rmtree(venv_dir, ignore_errors=True)
         sys.exit(
             f"Could not create {name} (output above). If it says ensurepip is not "

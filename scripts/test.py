@@ -1,15 +1,19 @@
 """
 Quick start: run the test suite on SQLite, then on PostgreSQL when one answers.
 
-    python3 scripts/test.py [pytest arguments ...]
+    python3 scripts/test.py [--python python3.13] [pytest arguments ...]
 
 Create .venv on first use and give the tests a Redis (REDIS_URL, or a private
 one). Both databases run because they differ where this project is delicate:
 transactions, locking and on_commit. With CI=true a PostgreSQL that does not
-answer fails the run instead of being skipped.
+answer fails the run instead of being skipped. ``--python`` runs the suite on
+another interpreter, in a venv of its own (.venv-python3.13): requirements.txt
+pins the Django each Python gets, so this is how CI tests Django 6.
 """
 
+import argparse
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -20,7 +24,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.bootstrap import REPO_ROOT, ensure_venv
+from scripts.bootstrap import REPO_ROOT, ensure_venv, venv_for
 from scripts.services import accepts_connections, use_redis
 
 DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres"
@@ -36,9 +40,13 @@ class Outcome:
     detail: str
 
 
-def main(pytest_args: Sequence[str]) -> int:
+def main(argv: Sequence[str]) -> int:
     """Run every suite that can run here and return non-zero if any failed."""
-    ensure_venv()
+    # Not abbreviated and no -h of its own: every other argument is pytest's.
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--python", help="the interpreter to test on")
+    options, pytest_args = parser.parse_known_args(argv)
+    ensure_venv(venv_for(options.python), interpreter=options.python)
     # Let SIGTERM unwind like Ctrl-C so that the ``with`` block still stops a
     # private Redis.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -85,7 +93,10 @@ def run_pytest(
     database: str, pytest_args: Sequence[str], *, database_url: str | None
 ) -> Outcome:
     """Run pytest in a child; without ``database_url`` Django uses SQLite."""
-    print(f"== pytest on {database} ==", flush=True)
+    import django  # from the venv
+
+    versions = f"Python {platform.python_version()}, Django {django.get_version()}"
+    print(f"== pytest on {database} ({versions}) ==", flush=True)
     env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
     if database_url is not None:
         env["DATABASE_URL"] = database_url

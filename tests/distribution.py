@@ -9,7 +9,7 @@ from tests.servers import BASE_DIR
 
 #: Not part of a source tree: environments, caches, earlier builds.
 NOT_SOURCE = shutil.ignore_patterns(
-    ".git", ".venv", ".cache", "build", "dist", "*.egg-info", "__pycache__", "runs"
+    ".git", ".venv*", ".cache", "build", "dist", "*.egg-info", "__pycache__", "runs"
 )
 
 
