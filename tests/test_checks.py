@@ -66,6 +66,7 @@ def test_a_misspelt_setting_is_warned_about():
     assert "NOTIFICATIONS_RESUME_LIMT" in warning.msg
 
 
+@pytest.mark.django_db  # Django 6 runs the model checks against the database
 def test_the_checks_run_under_manage_py_check():
     """Registered: a project's `manage.py check` (and runserver, migrate)
     reports them, not only a direct call."""

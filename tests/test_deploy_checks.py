@@ -10,6 +10,10 @@ from django.test import override_settings
 
 from tests.servers import BASE_DIR
 
+# Since Django 6.0 (ticket #36663) run_checks(), like manage.py check, runs the
+# model checks against every database, and JSONField's asks SQLite's features.
+pytestmark = pytest.mark.django_db
+
 #: A production setup as .env.example and the README describe it.
 PRODUCTION = {
     "ALLOWED_HOSTS": ["example.com"],
