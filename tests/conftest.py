@@ -111,15 +111,16 @@ def pytest_collection_modifyitems(
     config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     """
-    The browser tests drive the client, which never sees the database; the
-    e2e tests run the servers on both. So the browser tests run once, in the
-    SQLite pass, which keeps the whole suite within its time budget.
+    The browser tests drive the client, which never sees the database, and
+    the delivery core's tests (marked ``once``) use none; the e2e tests run
+    the servers on both. So those run once, in the SQLite pass, which keeps
+    the whole suite within its time budget.
     """
     if connection.vendor == "sqlite":
         return
     once = pytest.mark.skip(
-        reason="the browser client doesn't depend on the database: the SQLite pass runs it"
+        reason="doesn't depend on the project's database: the SQLite pass runs it"
     )
     for item in items:
-        if "browser" in item.keywords:
+        if "browser" in item.keywords or "once" in item.keywords:
             item.add_marker(once)

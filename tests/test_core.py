@@ -7,6 +7,8 @@ examples that fail with a plain message.
 import json
 from dataclasses import replace
 
+import pytest
+
 from notifications.wire import (
     AudienceSpec,
     CloseCode,
@@ -18,6 +20,8 @@ from ws_server.auth import AuthenticationFailed, Principal
 from ws_server.core import Close, Core, Recheck, Replay, Send, Subscriber
 from ws_server.ledger import Ledger
 from ws_server.revocations import Revocations
+
+pytestmark = pytest.mark.once
 
 TEAM = AudienceSpec(groups=frozenset({7}))
 EVERYONE = AudienceSpec(everyone=True)
