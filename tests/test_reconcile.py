@@ -10,8 +10,8 @@ from django.db import OperationalError
 from notifications import services
 from ws_server import reconcile
 from ws_server.canary import Canary
-from ws_server.db import DatabaseUnavailable, run_orm
 from ws_server.core import Core
+from ws_server.db import DatabaseUnavailable, run_orm
 from ws_server.delivery import Dispatcher
 from ws_server.ledger import Ledger
 from ws_server.readiness import Readiness
