@@ -39,7 +39,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import Event, State
 from websockets.server import ServerProtocol
 
-from notifications.wire import CloseCode
+from notifications.wire import CloseCode, UserKey
 
 from . import lifecycle
 from .limits import TokenBucket
@@ -49,6 +49,7 @@ __all__ = [
     "Admission",
     "ConnectionLimits",
     "GuardedConnection",
+    "guarded",
     "guarded_connection",
 ]
 
@@ -162,9 +163,23 @@ def guarded_connection(limits: ConnectionLimits) -> type[GuardedConnection]:
     return BoundConnection
 
 
+def guarded(connection: ServerConnection) -> GuardedConnection:
+    """
+    ``connection`` as ``serve(create_connection=guarded_connection(...))``
+    made it: websockets types its hooks' argument as ``ServerConnection``.
+    """
+    if not isinstance(connection, GuardedConnection):
+        raise TypeError(
+            f"{type(connection).__name__} is not a GuardedConnection: serve() "
+            "needs create_connection=guarded_connection(...)"
+        )
+    return connection
+
+
 class GuardedConnection(ServerConnection):
     """
-    A server connection that bounds its client's input and output.
+    A server connection that bounds its client's input and output, and
+    holds what the server knows of its client.
 
     ``guarded_connection()`` gives a subclass bound to its limits, for
     ``serve(create_connection=...)``.
@@ -179,7 +194,22 @@ class GuardedConnection(ServerConnection):
             self.limits.control_rate, self.limits.control_burst
         )
         self._address: str | None = None  # set while admission counts it
+        #: Loop time of the TCP accept; handshakes are timed from it.
         self.accepted_at = self.loop.time()
+        #: The handshake's Django session cookie, if any (``process_request``).
+        #: A credential: never logged.
+        self.session_key: str | None = None
+        # The connection log's (ws_server.lifecycle), set by its functions.
+        #: Refused before it was served: logged and counted then.
+        self.refused = False
+        #: Loop time it authenticated and was opened; None until then.
+        self.opened_at: float | None = None
+        #: The user it was opened for.
+        self.user_id: UserKey | None = None
+        #: Why the server closed it, in words, for the close line.
+        self.close_cause: str | None = None
+        #: Its socket is gone (``connection_lost`` ran).
+        self.lost = False
         self._received = False  # any bytes at all
         # Failed (flood) or refused: its input is dropped until it goes.
         self._failed = False
@@ -275,9 +305,9 @@ class GuardedConnection(ServerConnection):
         connection already refused was logged then.
         """
         counted = None if self.close_deadline is not None else code
-        if getattr(self, "opened_at", None) is not None:
+        if self.opened_at is not None:
             lifecycle.closing(self, counted, cause)
-        elif not getattr(self, "refused", False):
+        elif not self.refused:
             lifecycle.refused(self, "limit", cause, code=counted)
 
     def _fail(self, code: int, reason: str) -> None:

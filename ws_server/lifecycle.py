@@ -19,7 +19,7 @@ Never a credential: no cookie, session key or ticket is ever logged.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.frames import CloseCode as WebSocketCloseCode
@@ -27,6 +27,10 @@ from websockets.frames import CloseCode as WebSocketCloseCode
 from notifications.wire import UserKey
 
 from . import metrics
+
+if TYPE_CHECKING:
+    # The connection log is a leaf: ws_server.connection imports it.
+    from .connection import GuardedConnection
 
 __all__ = ["ABNORMAL_CLOSURE", "closed", "closing", "opened", "peer", "refused"]
 
@@ -43,7 +47,7 @@ def peer(connection: ServerConnection) -> str:
 
 
 def refused(
-    connection: ServerConnection,
+    connection: GuardedConnection,
     reason: str,
     detail: str,
     *,
@@ -57,7 +61,7 @@ def refused(
     in words. ``status`` is the HTTP status answered, ``code`` the close
     code sent; neither for a socket dropped without an answer.
     """
-    connection.refused = True  # type: ignore[attr-defined]
+    connection.refused = True
     metrics.REFUSALS.labels(reason).inc()
     if code is not None:
         metrics.CLOSES.labels(str(code)).inc()
@@ -78,17 +82,17 @@ def refused(
 
 
 def opened(
-    connection: ServerConnection, user_id: UserKey, *, by: str, accepted_at: float
+    connection: GuardedConnection, user_id: UserKey, *, by: str, accepted_at: float
 ) -> None:
     """Count and log a connection that authenticated and is now served."""
-    if getattr(connection, "lost", False):
+    if connection.lost:
         # Gone while it resumed: closed() has run already and would never
         # take it off the count.
         refused(connection, "lost", "lost while resuming")
         return
     now = connection.loop.time()
-    connection.opened_at = now  # type: ignore[attr-defined]
-    connection.user_id = user_id  # type: ignore[attr-defined]
+    connection.opened_at = now
+    connection.user_id = user_id
     metrics.CONNECTIONS.inc()
     metrics.HANDSHAKE_SECONDS.observe(now - accepted_at)
     address = peer(connection)
@@ -107,7 +111,7 @@ def opened(
 
 
 def closing(
-    connection: ServerConnection, code: int | None, cause: str | None = None
+    connection: GuardedConnection, code: int | None, cause: str | None = None
 ) -> None:
     """
     Count a close the server starts with ``code`` (1006: an abort; None: a
@@ -117,19 +121,19 @@ def closing(
     if code is not None:
         metrics.CLOSES.labels(str(code)).inc()
     if cause is not None:
-        connection.close_cause = cause  # type: ignore[attr-defined]
+        connection.close_cause = cause
 
 
-def closed(connection: ServerConnection) -> None:
+def closed(connection: GuardedConnection) -> None:
     """Count and log the end of a connection ``opened()`` announced; else nothing."""
-    connection.lost = True  # type: ignore[attr-defined]
-    opened_at: float | None = getattr(connection, "opened_at", None)
+    connection.lost = True
+    opened_at = connection.opened_at
     if opened_at is None:
         return
     metrics.CONNECTIONS.dec()
     protocol = connection.protocol
     sent, received = protocol.close_sent, protocol.close_rcvd
-    cause: str | None = getattr(connection, "close_cause", None)
+    cause = connection.close_cause
     # close_rcvd_then_sent: None unless both frames went, True if the
     # client's came first.
     if sent is not None and not protocol.close_rcvd_then_sent:
@@ -141,7 +145,7 @@ def closed(connection: ServerConnection) -> None:
         closer = "server" if cause else "nobody"
     seconds = round(connection.loop.time() - opened_at, 3)
     address = peer(connection)
-    user_id = getattr(connection, "user_id", None)
+    user_id = connection.user_id
     logger.info(
         "closed %s: user %s, %d %s by %s after %.1fs%s",
         address,

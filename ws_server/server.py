@@ -33,7 +33,7 @@ from notifications.conf import settings
 from . import lifecycle, metrics
 from .acks import Acknowledgements
 from .canary import Canary
-from .connection import ConnectionLimits, guarded_connection
+from .connection import ConnectionLimits, guarded, guarded_connection
 from .core import Core
 from .db import start_orm_threads
 from .delivery import Dispatcher, initial_ledger
@@ -84,6 +84,7 @@ def process_request(
     Refuse oversize headers and unknown paths, answer health checks and
     metrics, note cookies.
     """
+    connection = guarded(connection)
     # websockets accepts 128 headers of 8 KB; each connection would keep them.
     size = sum(len(name) + len(value) for name, value in request.headers.raw_items())
     if size > settings.WS_MAX_HEADER_BYTES:
@@ -112,7 +113,7 @@ def process_request(
     # Clients and proxies may split cookies over several headers (HTTP/2 does).
     cookies = parse_cookie("; ".join(request.headers.get_all("Cookie")))
     # Checked in the handler, once the Origin check has passed.
-    connection.session_key = cookies.get(django_settings.SESSION_COOKIE_NAME)  # type: ignore[attr-defined]
+    connection.session_key = cookies.get(django_settings.SESSION_COOKIE_NAME)
     return None
 
 
@@ -123,7 +124,10 @@ def process_response(
     refusal = connection.protocol.handshake_exc
     if refusal is not None:
         lifecycle.refused(
-            connection, "handshake", str(refusal), status=response.status_code
+            guarded(connection),
+            "handshake",
+            str(refusal),
+            status=response.status_code,
         )
 
 
@@ -312,7 +316,7 @@ async def _close_spread(server: Server, *, over: float) -> None:
         if start:
             await asyncio.sleep(SHUTDOWN_BATCH_INTERVAL)
         for connection in connections[start : start + size]:
-            lifecycle.closing(connection, CloseCode.GOING_AWAY)
+            lifecycle.closing(guarded(connection), CloseCode.GOING_AWAY)
             closing.append(asyncio.create_task(connection.close(CloseCode.GOING_AWAY)))
     if closing:
         await asyncio.wait(closing)
