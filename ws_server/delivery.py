@@ -44,6 +44,16 @@ class Frames:
     each transport in one ``write``. A connection that negotiated
     permessage-deflate has its own compression context: its frames are
     compressed by its protocol, then written in one ``write`` as well.
+
+    Writing beside websockets rather than through ``send()`` is valid only
+    while every message is one final frame. Never fragmented: nothing in
+    ws_server sends a message in pieces, so no connection is ever between
+    fragments, where these bytes would land inside someone else's message.
+    Never masked: servers don't mask (RFC 6455 5.1), so the bytes don't
+    depend on the connection. Never shared compressed: a deflate
+    connection's bytes depend on its own context, so it takes the
+    per-connection path. tests/test_websockets_contract.py checks all
+    three, and the websockets internals used here.
     """
 
     def __init__(self, texts: list[str]) -> None:
