@@ -31,8 +31,8 @@ __all__ = [
     "events_with_audience",
     "inbox",
     "latest_event_id",
+    "latest_pushes_after",
     "missed_event_ids",
-    "pushes_after",
     "read_among",
     "resolve_audience",
     "unread_count",
@@ -245,16 +245,17 @@ def event_ids_after(*, after: int, also: Collection[int] = (), limit: int) -> li
     return ids
 
 
-def pushes_after(*, after: int, sent_since: datetime, limit: int) -> list[Event]:
+def latest_pushes_after(*, after: int, sent_since: datetime, limit: int) -> list[Event]:
     """
-    Up to ``limit`` durable pushes above id ``after`` sent at ``sent_since``
-    or later, oldest first (a range scan of the ``event_push`` index).
+    The newest ``limit`` durable pushes above id ``after`` sent at
+    ``sent_since`` or later, newest first (a backward range scan of the
+    ``event_push`` index).
     """
     return list(
         Event.objects.exclude(push_type="")
         .filter(pk__gt=after, created_at__gte=sent_since)
         .only("pk", "push_type", "push_data", "push_audience", "created_at")
-        .order_by("pk")[:limit]
+        .order_by("-pk")[:limit]
     )
 
 

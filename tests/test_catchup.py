@@ -83,3 +83,19 @@ def test_more_pushes_than_the_scan_limit_means_resync(monkeypatch):
         live.push("probe", {"n": n}, to=live.everyone())
     [catchup] = load_catchups([(alice.pk, first)], limit=10).values()
     assert catchup.overflow
+
+
+@override_settings(NOTIFICATIONS_EVENT_TYPES={"probe": {}})
+def test_one_far_behind_resumer_resyncs_alone(monkeypatch):
+    """Past PUSH_SCAN_LIMIT pushes after one request's position, that request
+    resyncs; one in the same batch with fewer pushes after it replays them."""
+    monkeypatch.setattr(handler, "PUSH_SCAN_LIMIT", 2)
+    far, near = make_user(), make_user()
+    first = services.send_event(title="seen").pk
+    pushes = [live.push("probe", {"n": n}, to=live.everyone()) for n in range(3)]
+    catchups = load_catchups([(far.pk, first), (near.pk, pushes[0])], limit=10)
+    assert catchups[far.pk, first].overflow
+    recent = catchups[near.pk, pushes[0]]
+    assert not recent.overflow
+    offered = [event_id for event_id, _audience, _frame in recent.pushes]
+    assert [event_id for event_id in offered if event_id > pushes[0]] == pushes[1:]

@@ -329,13 +329,17 @@ def load_catchups(
     read: dict[UserKey, set[int]] = {}
     for user_id, event_id in selectors.read_among(missed=by_user):
         read.setdefault(user_id, set()).add(event_id)
-    pushes, pushes_overflow = _load_pushes(
+    pushes, complete_from = _load_pushes(
         [last_id for _user_id, last_id in requests if last_id is not None]
     )
     catchups = {}
     for user_id, last_id in requests:
         event_ids = missed.get((user_id, last_id), []) if last_id is not None else []
-        overflow = len(event_ids) > limit or (pushes_overflow and last_id is not None)
+        overflow = len(event_ids) > limit or (
+            last_id is not None
+            and complete_from is not None
+            and last_id < complete_from
+        )
         replay = [] if overflow else [(id_, frames[id_]) for id_ in event_ids]
         catchups[user_id, last_id] = Replay(
             last_id=last_id,
@@ -350,24 +354,31 @@ def load_catchups(
 
 def _load_pushes(
     last_ids: list[int],
-) -> tuple[list[tuple[int, AudienceSpec, str]], bool]:
+) -> tuple[list[tuple[int, AudienceSpec, str]], int | None]:
     """
-    Blocking: the durable pushes after the lowest of ``last_ids`` still
-    within their retention, each encoded once, and whether there were more
-    than ``PUSH_SCAN_LIMIT``.
+    Blocking: the newest ``PUSH_SCAN_LIMIT`` durable pushes after the lowest
+    of ``last_ids`` still within their retention, oldest first, each encoded
+    once; and the position from which that is every push after it: the id
+    of the newest push not read (None: none was left).
+
+    Newest first, so that one far-behind resumer in a batch costs only
+    itself a resync, not the whole batch.
     """
     if not last_ids:
-        return [], False
-    events = selectors.pushes_after(
+        return [], None
+    events = selectors.latest_pushes_after(
         after=min(last_ids),
         sent_since=timezone.now() - timedelta(seconds=settings.PUSH_RETENTION),
         limit=PUSH_SCAN_LIMIT + 1,
     )
+    complete_from = (
+        events[PUSH_SCAN_LIMIT].pk if len(events) > PUSH_SCAN_LIMIT else None
+    )
     pushes = []
-    for event in events[:PUSH_SCAN_LIMIT]:
+    for event in reversed(events[:PUSH_SCAN_LIMIT]):
         message = event_message_of(event)
         assert message.event_id is not None  # a row has an id
         pushes.append(
             (message.event_id, message.audience, encode_frame(message, cursor=None))
         )
-    return pushes, len(events) > PUSH_SCAN_LIMIT
+    return pushes, complete_from
