@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from ws_server.batching import Batcher
+from ws_server.batching import Batcher, Gone, QueueFull
 
 
 class Squares:
@@ -89,3 +89,84 @@ def test_a_caller_that_gives_up_does_not_disturb_the_others():
         return await patient
 
     assert asyncio.run(main()) == 4
+
+
+def test_a_full_queue_refuses_at_once():
+    """Past max_queue waiting keys, a new one is refused without waiting."""
+    squares = Squares()
+
+    async def main() -> None:
+        batcher = Batcher(squares, max_batch=2, max_queue=3)
+        first = asyncio.create_task(batcher.load(0))
+        await asyncio.sleep(0)  # the worker took key 0; its lookup runs
+        waiting = [asyncio.create_task(batcher.load(key)) for key in (1, 2, 3)]
+        await asyncio.sleep(0)
+        with pytest.raises(QueueFull):
+            await batcher.load(4)
+        assert await asyncio.gather(first, *waiting) == [0, 1, 4, 9]
+
+    asyncio.run(main())
+    assert 4 not in [key for batch in squares.batches for key in batch]
+
+
+def test_a_caller_that_gave_up_while_queued_is_not_looked_up():
+    """A wait cancelled (a handshake past its deadline) before its batch runs
+    costs no lookup."""
+    squares = Squares()
+
+    async def main() -> int:
+        batcher = Batcher(squares)
+        first = asyncio.create_task(batcher.load(1))
+        await asyncio.sleep(0)  # key 1's lookup runs; the next keys queue
+        impatient = asyncio.create_task(batcher.load(2))
+        patient = asyncio.create_task(batcher.load(3))
+        await asyncio.sleep(0)
+        impatient.cancel()
+        await first
+        return await patient
+
+    assert asyncio.run(main()) == 9
+    assert squares.batches == [[1], [3]]
+
+
+def test_a_caller_whose_connection_left_is_not_looked_up():
+    """A key no longer wanted when its batch is taken (its connection closed)
+    costs no lookup; its caller hears Gone."""
+    squares = Squares()
+
+    async def main() -> None:
+        batcher = Batcher(squares)
+        first = asyncio.create_task(batcher.load(1))
+        await asyncio.sleep(0)
+        gone = asyncio.create_task(batcher.load(2, wanted=lambda: False))
+        kept = asyncio.create_task(batcher.load(3, wanted=lambda: True))
+        assert await first == 1
+        with pytest.raises(Gone):
+            await gone
+        assert await kept == 9
+
+    asyncio.run(main())
+    assert squares.batches == [[1], [3]]
+
+
+def test_queued_keys_nobody_wants_do_not_fill_the_queue():
+    """Keys whose connections left make room for new ones."""
+    squares = Squares()
+
+    async def main() -> None:
+        batcher = Batcher(squares, max_batch=1, max_queue=2)
+        first = asyncio.create_task(batcher.load(0))
+        await asyncio.sleep(0)
+        left = [
+            asyncio.create_task(batcher.load(key, wanted=lambda: False))
+            for key in (1, 2)
+        ]
+        await asyncio.sleep(0)
+        assert await batcher.load(3) == 9
+        await first
+        for task in left:
+            with pytest.raises(Gone):
+                await task
+
+    asyncio.run(main())
+    assert squares.batches == [[0], [3]]
