@@ -33,8 +33,10 @@ logger = logging.getLogger(__name__)
 
 #: ``event``: the Event, its inbox rows written. Sender: the Event class.
 notification_sent = Signal()
-#: ``acknowledged``: event id -> ids of the users whose client acknowledged
-#: it (an acknowledgement may repeat one counted before). Sender: Notification.
+#: ``acknowledged``: event id -> ids of the users whose inbox row for it an
+#: acknowledgement just marked delivered (ids not the user's, and rows
+#: delivered before, are left out). Only when something changed. Sender:
+#: Notification.
 notification_delivered = Signal()
 #: ``user_id``; ``ids`` (the event ids marked read) or ``up_to`` (every one
 #: up to it: "mark all read"); ``unread``, the count after. Only when

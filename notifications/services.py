@@ -13,6 +13,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db import connection, transaction
+from django.db.models import Q
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -175,28 +176,74 @@ def record_deliveries(
     *,
     acknowledged: Mapping[int, Collection[wire.UserKey]],
     at: datetime,
-    chunk: int = 1_000,
+    chunk: int = 5_000,
 ) -> int:
     """
     Mark delivered the notifications clients acknowledged: ``acknowledged``
-    maps event ids to user ids. One UPDATE per event and thousand users,
-    first acknowledgement wins; returns how many rows changed.
+    maps event ids to user ids. First acknowledgement wins; returns how
+    many rows changed, and tells ``notification_delivered`` which.
+
+    An acknowledgement is the client's word: ids that are not the user's
+    inbox rows, or were delivered already, change nothing and are not
+    reported. One UPDATE per ``chunk`` acknowledgements whatever ids they
+    name, so a client acknowledging ids at random costs no more than one
+    acknowledging what it received.
     """
     changed = 0
-    for event_id, user_ids in acknowledged.items():
-        ids = sorted(user_ids)
-        for start in range(0, len(ids), chunk):
-            changed += Notification.objects.filter(
-                event_id=event_id,
-                user_id__in=ids[start : start + chunk],
-                delivered_at__isnull=True,
-            ).update(delivered_at=at)
-    hooks.send(
-        hooks.notification_delivered,
-        Notification,
-        acknowledged={event: sorted(users) for event, users in acknowledged.items()},
-    )
+    delivered: dict[int, list[wire.UserKey]] = {}
+    for pairs in _chunks(acknowledged, _pairs_per_statement(chunk)):
+        condition = _acknowledged_rows(pairs)
+        count = Notification.objects.filter(
+            condition, delivered_at__isnull=True
+        ).update(delivered_at=at)
+        changed += count
+        if count and hooks.notification_delivered.has_listeners(Notification):
+            # The rows this call just marked carry its timestamp: no
+            # transaction, no lock. (Another process marking the same row
+            # at the same microsecond would have it reported twice.)
+            rows = Notification.objects.filter(condition, delivered_at=at)
+            for event_id, user_id in rows.values_list("event_id", "user_id"):
+                delivered.setdefault(event_id, []).append(user_id)
+    if delivered:
+        hooks.send(
+            hooks.notification_delivered,
+            Notification,
+            acknowledged={
+                event: sorted(users) for event, users in sorted(delivered.items())
+            },
+        )
     return changed
+
+
+def _pairs_per_statement(chunk: int) -> int:
+    """At most ``chunk``, and below the database's limit on query parameters."""
+    limit = connection.features.max_query_params
+    return chunk if limit is None else max(1, min(chunk, limit // 2 - 1))
+
+
+def _chunks(
+    acknowledged: Mapping[int, Collection[wire.UserKey]], size: int
+) -> Iterable[dict[int, list[wire.UserKey]]]:
+    """The acknowledgements, ``size`` (event, user) pairs at a time."""
+    batch: dict[int, list[wire.UserKey]] = {}
+    count = 0
+    for event_id, user_ids in acknowledged.items():
+        for user_id in user_ids:
+            batch.setdefault(event_id, []).append(user_id)
+            count += 1
+            if count == size:
+                yield batch
+                batch, count = {}, 0
+    if batch:
+        yield batch
+
+
+def _acknowledged_rows(pairs: Mapping[int, Collection[wire.UserKey]]) -> Q:
+    """The inbox rows of these (event, users) pairs, as one condition."""
+    condition = Q()
+    for event_id, user_ids in pairs.items():
+        condition |= Q(event_id=event_id, user_id__in=sorted(user_ids))
+    return condition
 
 
 def purge_pushes(*, sent_before: datetime) -> int:

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from notifications import hooks, live, services
-from notifications.models import Event
+from notifications.models import Event, Notification
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
@@ -90,11 +90,51 @@ def test_a_failing_receiver_is_logged_not_raised(caplog):
     def broken(sender, **kwargs):
         raise RuntimeError("receiver bug")
 
+    alice = make_user()
+    event = services.send_event(title="one", audience="users", users=[alice]).pk
     hooks.notification_delivered.connect(broken)
     try:
         with caplog.at_level(logging.ERROR, logger="notifications.hooks"):
-            services.record_deliveries(acknowledged={}, at=timezone.now())
+            services.record_deliveries(
+                acknowledged={event: {alice.pk}}, at=timezone.now()
+            )
     finally:
         hooks.notification_delivered.disconnect(broken)
     assert "notification_delivered receiver" in caplog.text
     assert "receiver bug" in caplog.text
+
+
+def test_delivered_reports_only_the_senders_own_rows_once(heard):
+    """An acknowledgement of another user's event, or of one delivered already,
+    changes nothing and is not reported."""
+    alice, bob = make_user(), make_user()
+    bobs = services.send_event(title="bob's", audience="users", users=[bob]).pk
+    alices = services.send_event(title="alice's", audience="users", users=[alice]).pk
+    assert (
+        services.record_deliveries(acknowledged={bobs: {alice.pk}}, at=timezone.now())
+        == 0
+    )
+    assert not [name for name, _args in heard if name == "notification_delivered"]
+    assert Notification.objects.get(user=bob, event_id=bobs).delivered_at is None
+    changed = services.record_deliveries(
+        acknowledged={bobs: {alice.pk, bob.pk}, alices: {alice.pk}}, at=timezone.now()
+    )
+    assert changed == 2
+    assert heard[-1] == (
+        "notification_delivered",
+        {"acknowledged": {bobs: [bob.pk], alices: [alice.pk]}},
+    )
+    heard.clear()
+    services.record_deliveries(acknowledged={alices: {alice.pk}}, at=timezone.now())
+    assert heard == []
+
+
+def test_acknowledgements_cost_one_write_whatever_ids_they_name(
+    django_assert_max_num_queries,
+):
+    """Two hundred made-up ids from each of two users: one UPDATE, nothing to report."""
+    alice, bob = make_user(), make_user()
+    services.send_event(title="one")
+    made_up = {event_id: {alice.pk, bob.pk} for event_id in range(10**6, 10**6 + 200)}
+    with django_assert_max_num_queries(1):
+        assert services.record_deliveries(acknowledged=made_up, at=timezone.now()) == 0

@@ -4,9 +4,10 @@ Record the notifications clients acknowledge, in batches, off the relay.
 A client acknowledges the notifications it received (``ack``); the handler
 hands the ids to :class:`Acknowledgements` and goes on. Every ``interval``
 the pending acknowledgements are written in one trip to the ORM thread, one
-UPDATE per event (``services.record_deliveries``), so a broadcast to ten
-thousand connections costs one statement a second, not ten thousand, and
-the relay never waits on it. Several processes write their own clients'
+UPDATE per few thousand (``services.record_deliveries``), so a broadcast to
+ten thousand connections costs a few statements a second, not ten thousand,
+and the relay never waits on it. Ids a client makes up cost the same, and
+count for nothing: only the user's own undelivered rows change. Several processes write their own clients'
 rows: the counts add up without coordination.
 
 A burst fills the buffer faster than once a second (200 events to 1,000
