@@ -13,19 +13,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from django.utils import timezone
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import (
-    ConnectionClosed,
-    ConnectionClosedError,
-    ConnectionClosedOK,
-)
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
+from websockets.protocol import State
 
 from notifications import selectors, services
 from notifications.conf import settings
@@ -49,7 +47,7 @@ from notifications.wire import (
 from . import lifecycle, metrics
 from .acks import Acknowledgements
 from .auth import AuthenticationFailed, Principal, authenticate_sessions, redeem_ticket
-from .batching import Batcher
+from .batching import Batcher, Gone, QueueFull
 from .core import Replay, Subscriber
 from .db import DatabaseUnavailable, run_orm
 from .delivery import Dispatcher
@@ -58,9 +56,14 @@ from .limits import TokenBucket
 __all__ = ["Handler", "HandlerConfig"]
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True, slots=True)
 class HandlerConfig:
     auth_timeout: float
+    #: Seconds from hello until the replay is read (authentication included).
+    handshake_timeout: float
     resume_limit: int
     rate_limit: float
     rate_burst: int
@@ -100,12 +103,17 @@ class Handler:
         hello = await self._receive_hello(connection)
         if hello is None:
             return
+        # One deadline from hello to the replay read, however long the
+        # lookups wait in their queues (see batching.py): a server too busy
+        # to answer in time says so, and the client retries with backoff.
+        deadline = connection.loop.time() + self.config.handshake_timeout
         checked_at = time.monotonic()
-        try:
-            principal = await self._authenticate(connection, hello)
-        except (DatabaseUnavailable, RedisError, TimeoutError) as exc:
-            await self._try_again_later(connection, "authentication", exc)
-            return
+        principal = await self._within(
+            connection,
+            deadline,
+            "authentication",
+            self._authenticate(connection, hello),
+        )
         if principal is None:
             return
         if (
@@ -130,7 +138,12 @@ class Handler:
         self.dispatcher.apply(actions)
         try:
             if not sub.closing:  # revoked while it authenticated: no replay
-                await self._resume(sub, hello.last_id)
+                replay = await self._within(
+                    connection, deadline, "resume", self._load_replay(sub, hello)
+                )
+                if replay is None:
+                    return
+                self.dispatcher.apply(self.core.replayed(sub, replay))
             lifecycle.opened(
                 connection,
                 principal.user_id,
@@ -138,14 +151,40 @@ class Handler:
                 accepted_at=connection.accepted_at,  # type: ignore[attr-defined]
             )
             await self._serve(sub)
-        except DatabaseUnavailable as exc:
-            await self._try_again_later(connection, "resume", exc)
-        except ConnectionClosedError:
-            # A protocol error (an oversize frame, say) or a lost connection:
-            # the close line says which, once the connection is gone.
+        except ConnectionClosed:
+            # A protocol error (an oversize frame, say), a lost connection,
+            # or a client that closed while we answered it: the close line
+            # says which, once the connection is gone.
             pass
         finally:
             self.core.discard(sub)
+
+    async def _within(
+        self,
+        connection: ServerConnection,
+        deadline: float,
+        step: str,
+        work: Awaitable[T],
+    ) -> T | None:
+        """
+        Await one step of the handshake by ``deadline``. If it fails, refuse
+        the connection (one log line) and return None; so does ``work``
+        itself when it refused the connection.
+        """
+        bound = asyncio.timeout_at(deadline)
+        try:
+            async with bound:
+                return await work
+        except Gone:
+            lifecycle.refused(connection, "lost", f"closed during {step}")
+        except TimeoutError as exc:
+            if bound.expired():
+                await self._too_slow(connection, step)
+            else:  # a Redis command's own bound
+                await self._try_again_later(connection, step, exc)
+        except (DatabaseUnavailable, RedisError, QueueFull) as exc:
+            await self._try_again_later(connection, step, exc)
+        return None
 
     async def _try_again_later(
         self, connection: ServerConnection, step: str, exc: BaseException
@@ -156,6 +195,18 @@ class Handler:
             connection,
             "unavailable",
             f"{step} unavailable ({str(exc) or type(exc).__name__})",
+            code=CloseCode.TRY_AGAIN_LATER,
+        )
+        await connection.close(CloseCode.TRY_AGAIN_LATER, "try again later")
+
+    async def _too_slow(self, connection: ServerConnection, step: str) -> None:
+        """Refuse a handshake past its deadline: the server is too busy now."""
+        if step == "authentication":
+            metrics.AUTHENTICATIONS.labels("unavailable").inc()
+        lifecycle.refused(
+            connection,
+            "handshake_timeout",
+            f"handshake not done within {self.config.handshake_timeout}s ({step})",
             code=CloseCode.TRY_AGAIN_LATER,
         )
         await connection.close(CloseCode.TRY_AGAIN_LATER, "try again later")
@@ -216,7 +267,9 @@ class Handler:
                 session_key = getattr(connection, "session_key", None)
             if session_key is None:
                 raise AuthenticationFailed("no session cookie and no ticket")
-            principal = await self.sessions.load(session_key)
+            principal = await self.sessions.load(
+                session_key, wanted=lambda: connection.state is State.OPEN
+            )
             if isinstance(principal, AuthenticationFailed):
                 raise principal
             if ticket_user is not None and ticket_user != principal.user_id:
@@ -236,10 +289,13 @@ class Handler:
             return None
         return principal
 
-    async def _resume(self, sub: Subscriber, last_id: int | None) -> None:
-        """Replay what the client missed; the core releases it with what it held."""
-        replay = await self.catchups.load((sub.principal.user_id, last_id))
-        self.dispatcher.apply(self.core.replayed(sub, replay))
+    async def _load_replay(self, sub: Subscriber, hello: Hello) -> Replay:
+        """What the client missed, read with the next batch of resumes."""
+        connection = sub.connection
+        return await self.catchups.load(
+            (sub.principal.user_id, hello.last_id),
+            wanted=lambda: connection.state is State.OPEN and not sub.closing,
+        )
 
     async def _serve(self, sub: Subscriber) -> None:
         connection = sub.connection

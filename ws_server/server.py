@@ -193,6 +193,9 @@ async def run_server(host: str, port: int, *, reuse_port: bool = False) -> None:
         redis,
         HandlerConfig(
             auth_timeout=settings.AUTH_TIMEOUT,
+            # Each lookup is bounded by DB_TIMEOUT; the handshake as a whole,
+            # queues included, by the same.
+            handshake_timeout=settings.DB_TIMEOUT,
             resume_limit=settings.RESUME_LIMIT,
             rate_limit=settings.WS_RATE_LIMIT,
             rate_burst=settings.WS_RATE_BURST,
