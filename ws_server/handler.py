@@ -206,7 +206,8 @@ class Handler:
         lifecycle.refused(
             connection,
             "handshake_timeout",
-            f"handshake not done within {self.config.handshake_timeout}s ({step})",
+            f"{step} unavailable (handshake not done within "
+            f"{self.config.handshake_timeout}s)",
             code=CloseCode.TRY_AGAIN_LATER,
         )
         await connection.close(CloseCode.TRY_AGAIN_LATER, "try again later")
