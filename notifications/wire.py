@@ -262,14 +262,14 @@ def audience_from_data(data: dict[str, Any]) -> AudienceSpec:
 
 def event_message(event: dict[str, Any], audience: AudienceSpec) -> EventMessage:
     """Build the message a relay handles, from Redis or from the database."""
-    return EventMessage(event_id=int(event["id"]), audience=audience, event=event)
+    return EventMessage(event_id=_event_id(event["id"]), audience=audience, event=event)
 
 
 def push_message(push: dict[str, Any], audience: AudienceSpec) -> EventMessage:
     """Build the message for a push, from Redis or (if durable) the database."""
     event_id = push["id"]
     return EventMessage(
-        event_id=None if event_id is None else int(event_id),
+        event_id=None if event_id is None else _event_id(event_id),
         audience=audience,
         event={
             "id": event_id,
@@ -279,6 +279,20 @@ def push_message(push: dict[str, Any], audience: AudienceSpec) -> EventMessage:
         },
         kind=PUSH,
     )
+
+
+def _event_id(value: object) -> int:
+    """
+    Check an event id from Redis (or a row) against the bound client ids have.
+
+    The relay trusts nothing on the stream: an id past ``MAX_ID`` would raise
+    the ledger's high mark past every real event and overflow SQLite's
+    integers in the sweep's query, so it is malformed like any other.
+    """
+    # bool is an int subclass; true is not an event id.
+    if type(value) is not int or not 0 <= value <= MAX_ID:
+        raise ValueError(f"event id out of range (0 to {MAX_ID}): {value!r:.40}")
+    return value
 
 
 def encode_for_user(user_id: UserKey, frame: str) -> str:

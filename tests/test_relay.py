@@ -2,6 +2,7 @@
 
 import pytest
 
+from notifications import wire
 from ws_server.relay import _decode
 
 
@@ -41,3 +42,14 @@ def test_a_closed_transport_is_a_redis_connection_error():
         asyncio.run(redis_call(closed()))
     with pytest.raises(ValueError, match="ours"):
         asyncio.run(redis_call(broken()))
+
+
+def test_an_out_of_range_event_id_is_dropped_with_one_line(caplog):
+    """A huge event id from Redis is dropped and logged in one line, with no
+    traceback: it is bad input, not a bug of the relay."""
+    raw = wire.encode_event({"id": 10**30}, wire.AudienceSpec(everyone=True))
+    assert _decode(raw) is None
+    [record] = caplog.records
+    assert "dropped a malformed Redis message" in record.getMessage()
+    assert "event id" in record.getMessage()
+    assert record.exc_info is None

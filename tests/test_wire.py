@@ -291,3 +291,18 @@ def test_a_user_id_in_a_message_is_an_int_or_a_string(bad):
     1e400 would otherwise become the key "inf"."""
     with pytest.raises(ValueError, match="not a user id"):
         wire.parse_user_key(bad)
+
+
+@pytest.mark.parametrize("kind", ["event", "push"])
+@pytest.mark.parametrize("event_id", [2**63, 10**30, -1, 1.5, "12", True], ids=repr)
+def test_an_event_id_from_redis_is_bounded_like_a_client_id(kind, event_id):
+    """An id from Redis outside 0 to MAX_ID, or not an integer, is malformed:
+    a huge one would pass the ledger's high mark and overflow SQLite's
+    integers in the sweep's query."""
+    audience = wire.AudienceSpec(everyone=True)
+    if kind == "event":
+        raw = wire.encode_event({**EVENT, "id": event_id}, audience)
+    else:
+        raw = wire.encode_push({**PUSH, "id": event_id}, audience)
+    with pytest.raises(ValueError, match="event id"):
+        wire.decode_redis(raw)

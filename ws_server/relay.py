@@ -242,7 +242,11 @@ def _decode(raw: bytes) -> RedisMessage | None:
         return decode_redis(raw)
     except UnknownVersion as exc:
         logger.warning("dropped a Redis message: %s", exc)
-    except (ValueError, KeyError, TypeError, ArithmeticError):
+    except ValueError as exc:
+        # Bad input the wire format names (an id out of range, bad JSON):
+        # the reason is the whole story, a traceback would only add noise.
+        logger.warning("dropped a malformed Redis message: %s", exc)
+    except (KeyError, TypeError, ArithmeticError):
         # ArithmeticError: int() of a JSON number like 1e400 (infinity).
         logger.warning("dropped a malformed Redis message", exc_info=True)
     return None
