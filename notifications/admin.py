@@ -165,12 +165,10 @@ class EventAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
         # Who the next event would reach live, across every ws_server.
-        try:
-            online = presence.online()
-        except presence.PresenceUnavailable:
-            online = None
+        online = presence.online()
         return super().changelist_view(
-            request, {**(extra_context or {}), "online": online}
+            request,
+            {**(extra_context or {}), "online": online if online.available else None},
         )
 
     def get_queryset(self, request: HttpRequest):
