@@ -150,6 +150,22 @@ class Relay:
             return  # the sweep goes on in the background
         logger.info("caught up %d event(s) from the database", caught_up)
 
+    async def _recover_between_reads(self) -> None:
+        """
+        Recover with the stream's reading paused, as after a reconnection.
+
+        The relay reads nothing while it catches up from the database, so a
+        canary sent meanwhile can't come back however healthy Redis is: a
+        recovery longer than the canary timeout used to condemn the
+        connection and run a second recovery. So, while it lasts, the relay
+        counts as not reading (the canary waits, readiness says why), and
+        the canary's clock restarts when reading does.
+        """
+        self.connected.clear()
+        await self._recover()
+        self._reading_since = time.monotonic()
+        self.connected.set()
+
     async def _read_forever(self, redis: aioredis.Redis) -> None:
         assert self._last_entry is not None
         while True:
@@ -168,7 +184,7 @@ class Relay:
             ]
             if entries and await self._trimmed(redis):
                 # Fell behind the stream's MAXLEN: what was trimmed is lost.
-                await self._recover()
+                await self._recover_between_reads()
             messages = []
             published = []  # when Redis took each event, in ms since the epoch
             for entry_id, fields in entries:
