@@ -12,8 +12,9 @@ import urllib.request
 
 import pytest
 import redis
-from django.db import connection
+from django.db import connection, transaction
 
+from notifications.models import Event
 from tests.faultproxy import FaultProxy
 from tests.servers import WebSocketServerProcess
 
@@ -144,3 +145,55 @@ def test_readiness_follows_the_database(private_redis, redis_prefix):
         finally:
             proxy.pass_through()
         wait_for_status(server, 200)
+
+
+#: NOTIFICATIONS_DB_TIMEOUT for the wedged-threads test.
+DB_TIMEOUT = 1.0
+#: From the lock to /healthz failing: four sweeps (0.5 s apart) each losing a
+#: thread after the timeout, then WEDGED_FACTOR (6) timeouts, plus slack.
+WEDGED_BOUND = 4 * (0.5 + DB_TIMEOUT) + 6 * DB_TIMEOUT + 8.0
+
+
+def wait_for(server: WebSocketServerProcess, path: str, status: int, bound: float):
+    """Poll ``path`` until it answers ``status`` within ``bound``; the body."""
+    started = time.monotonic()
+    while True:
+        answer, body = probe(server, path)
+        if answer == status:
+            return body
+        took = time.monotonic() - started
+        assert took < bound, f"{path} still {answer} after {took:.1f}s: {body}"
+        time.sleep(0.1)
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="a query waits on a table lock only on PostgreSQL (SQLite gives up "
+    "with 'database is locked' after its busy timeout, freeing the thread)",
+)
+def test_wedged_orm_threads_fail_liveness(private_redis, redis_prefix):
+    """The test holds an ACCESS EXCLUSIVE lock on the events table, so every
+    sweep query waits: each call times out for its caller but keeps its ORM
+    thread. /readyz names the stuck calls; once all four threads have been
+    stuck for six timeouts, /healthz answers 503 (it used to stay 200 with
+    the process wedged) so an orchestrator restarts it; when the lock goes,
+    both answer 200 again."""
+    with WebSocketServerProcess(
+        redis_prefix=redis_prefix,
+        redis_url=private_redis.url,
+        env={"NOTIFICATIONS_DB_TIMEOUT": str(DB_TIMEOUT)},
+    ) as server:
+        wait_for_status(server, 200)
+        with transaction.atomic(), connection.cursor() as cursor:
+            table = connection.ops.quote_name(Event._meta.db_table)
+            cursor.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+            body = wait_for(server, "/readyz", 503, WEDGED_BOUND)
+            problems = json.loads(body)["problems"]
+            assert "database: unavailable" in problems
+            body = wait_for(server, "/healthz", 503, WEDGED_BOUND)
+            assert body == "ORM threads wedged\n"
+            stuck = json.loads(probe(server, "/readyz")[1])["problems"]
+            assert "database: 4 of 4 ORM threads stuck in a call" in stuck
+        assert wait_for(server, "/healthz", 200, FLIP_BOUND) == "OK\n"
+        wait_for_status(server, 200)
+        server.wait_for_log("every ORM thread is stuck in a database call")

@@ -6,11 +6,21 @@ runs in a worker thread, with stale connections closed around it as Django
 does around a request. Every call is bounded, and a database that stops
 answering is logged once when it goes and once when it comes back, however
 many callers notice.
+
+A call that times out keeps its thread until the database driver gives up,
+which for a stalled connection or a table lock may be never: with every ORM
+thread held that way the process can't authenticate, sweep or re-check, yet
+its loop answers. So the calls in progress are tracked: readiness reports any
+stuck past the timeout, and liveness fails once every ORM thread has been
+stuck for ``WEDGED_FACTOR`` timeouts, so that an orchestrator restarts the
+process (docs/operations.md says why threads aren't replaced instead).
 """
 
 import asyncio
 import functools
 import logging
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
@@ -27,12 +37,21 @@ __all__ = [
     "SessionStoreUnavailable",
     "run_orm",
     "start_orm_threads",
+    "stuck_calls",
+    "wedged",
 ]
 
 logger = logging.getLogger(__name__)
 
 # Threads that run queries, hence also the most database connections open.
 ORM_THREADS = 4
+
+#: Liveness fails once every ORM thread has been in one call this many
+#: NOTIFICATIONS_DB_TIMEOUTs: long past any answer the callers could use,
+#: and longer than the dependency outages the process rides out without a
+#: restart (a session store hung for five timeouts:
+#: tests/test_e2e_session_store_outage.py).
+WEDGED_FACTOR = 6
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -68,6 +87,47 @@ class _Health:
 
 
 health = _Health()
+
+
+class _Calls:
+    """
+    When each ORM thread's call in progress started, so that calls still
+    holding their thread after their caller gave up can be counted.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started: dict[int, float] = {}
+
+    def begin(self) -> None:
+        with self._lock:
+            self._started[threading.get_ident()] = time.monotonic()
+
+    def end(self) -> None:
+        with self._lock:
+            self._started.pop(threading.get_ident(), None)
+
+    def older_than(self, seconds: float) -> int:
+        """How many calls in progress started more than ``seconds`` ago."""
+        since = time.monotonic() - seconds
+        with self._lock:
+            return sum(started < since for started in self._started.values())
+
+
+calls = _Calls()
+
+
+def stuck_calls() -> int:
+    """How many ORM calls still hold their thread past ``NOTIFICATIONS_DB_TIMEOUT``."""
+    return calls.older_than(settings.DB_TIMEOUT)
+
+
+def wedged() -> bool:
+    """
+    Whether every ORM thread has been stuck in one call for ``WEDGED_FACTOR``
+    timeouts: no query can run, and none will until the driver gives up.
+    """
+    return calls.older_than(WEDGED_FACTOR * settings.DB_TIMEOUT) >= ORM_THREADS
 
 
 def start_orm_threads(loop: asyncio.AbstractEventLoop) -> None:
@@ -114,8 +174,14 @@ async def run_orm(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) ->
 
 
 def _call(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-    close_old_connections()
+    # Tracked from before the first close: closing a stalled connection
+    # can hang as well as a query on it.
+    calls.begin()
     try:
-        return func(*args, **kwargs)
-    finally:
         close_old_connections()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            close_old_connections()
+    finally:
+        calls.end()

@@ -100,7 +100,11 @@ def process_request(
         )
     path = request.path.partition("?")[0]
     if path == HEALTH_PATH:
-        return connection.respond(http.HTTPStatus.OK, "OK\n")
+        if readiness.alive():
+            return connection.respond(http.HTTPStatus.OK, "OK\n")
+        return connection.respond(
+            http.HTTPStatus.SERVICE_UNAVAILABLE, "ORM threads wedged\n"
+        )
     if path == READY_PATH:
         ready, body = readiness.report()
         status = http.HTTPStatus.OK if ready else http.HTTPStatus.SERVICE_UNAVAILABLE
