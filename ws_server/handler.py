@@ -48,6 +48,7 @@ from . import lifecycle, metrics
 from .acks import Acknowledgements
 from .auth import AuthenticationFailed, Principal, authenticate_sessions, redeem_ticket
 from .batching import Batcher, Gone, QueueFull
+from .connection import GuardedConnection, guarded
 from .core import Replay, Subscriber
 from .db import DatabaseUnavailable, run_orm
 from .delivery import Dispatcher
@@ -99,7 +100,8 @@ class Handler:
             max_batch=200,
         )
 
-    async def __call__(self, connection: ServerConnection) -> None:
+    async def __call__(self, served: ServerConnection) -> None:
+        connection = guarded(served)
         hello = await self._receive_hello(connection)
         if hello is None:
             return
@@ -148,7 +150,7 @@ class Handler:
                 connection,
                 principal.user_id,
                 by="session cookie" if hello.ticket is None else "ticket",
-                accepted_at=connection.accepted_at,  # type: ignore[attr-defined]
+                accepted_at=connection.accepted_at,
             )
             await self._serve(sub)
         except ConnectionClosed:
@@ -161,7 +163,7 @@ class Handler:
 
     async def _within(
         self,
-        connection: ServerConnection,
+        connection: GuardedConnection,
         deadline: float,
         step: str,
         work: Awaitable[T],
@@ -187,7 +189,7 @@ class Handler:
         return None
 
     async def _try_again_later(
-        self, connection: ServerConnection, step: str, exc: BaseException
+        self, connection: GuardedConnection, step: str, exc: BaseException
     ) -> None:
         if step == "authentication":
             metrics.AUTHENTICATIONS.labels("unavailable").inc()
@@ -199,7 +201,7 @@ class Handler:
         )
         await connection.close(CloseCode.TRY_AGAIN_LATER, "try again later")
 
-    async def _too_slow(self, connection: ServerConnection, step: str) -> None:
+    async def _too_slow(self, connection: GuardedConnection, step: str) -> None:
         """Refuse a handshake past its deadline: the server is too busy now."""
         if step == "authentication":
             metrics.AUTHENTICATIONS.labels("unavailable").inc()
@@ -212,7 +214,7 @@ class Handler:
         )
         await connection.close(CloseCode.TRY_AGAIN_LATER, "try again later")
 
-    async def _receive_hello(self, connection: ServerConnection) -> Hello | None:
+    async def _receive_hello(self, connection: GuardedConnection) -> Hello | None:
         try:
             async with asyncio.timeout(self.config.auth_timeout):
                 raw = await connection.recv()
@@ -253,7 +255,7 @@ class Handler:
         return message
 
     async def _authenticate(
-        self, connection: ServerConnection, hello: Hello
+        self, connection: GuardedConnection, hello: Hello
     ) -> Principal | None:
         """Authenticate with the ticket if any, else the handshake's cookie."""
         session_key: str | None
@@ -265,7 +267,7 @@ class Handler:
                         hello.ticket, self.redis
                     )
             else:
-                session_key = getattr(connection, "session_key", None)
+                session_key = connection.session_key
             if session_key is None:
                 raise AuthenticationFailed("no session cookie and no ticket")
             principal = await self.sessions.load(
