@@ -298,3 +298,19 @@ def test_signed_cookie_sessions_authenticate(settings):
     principal = authenticate_sessions([key])[key]
     assert isinstance(principal, Principal)
     assert principal.user_id == alice.pk
+
+
+def test_an_inactive_user_is_refused_even_by_a_backend_that_lets_them_in(settings):
+    """AllowAllUsersModelBackend authenticates inactive users; no audience
+    includes them, so their sockets are refused (4003 on a re-check) and an
+    inactive staff member keeps no staff audience."""
+    backend = "django.contrib.auth.backends.AllowAllUsersModelBackend"
+    settings.AUTHENTICATION_BACKENDS = [backend]
+    staff = make_user(staff=True)
+    key = session_of(staff)
+    assert isinstance(authenticate_sessions([key])[key], Principal)
+    staff.is_active = False
+    staff.save()
+    assert refusals(authenticate_sessions([key])) == {
+        key: "user is missing or inactive"
+    }
