@@ -8,6 +8,7 @@ import json
 from dataclasses import replace
 
 import pytest
+from prometheus_client import REGISTRY
 
 from notifications.wire import (
     AudienceSpec,
@@ -194,3 +195,12 @@ def test_rights_do_not_change_what_is_routed_once_settled():
     actions = core.receive([UserChanged(1)], 2.0)
     recheck(core, actions, principal(groups=frozenset({7})), 3.0)
     assert received(core.receive([event(1, TEAM)], 4.0), alice) == [("notification", 1)]
+
+
+def test_each_hold_is_counted_once_however_often_its_doubt_is_raised():
+    """notifications_holds_total counts connections put on hold, not messages."""
+    core = make_core()
+    connect(core, principal())
+    before = REGISTRY.get_sample_value("notifications_holds_total") or 0.0
+    core.receive([UserChanged(1), UserChanged(1)], 2.0)
+    assert REGISTRY.get_sample_value("notifications_holds_total") == before + 1

@@ -50,6 +50,7 @@ from notifications.wire import (
     encode_welcome,
 )
 
+from . import metrics
 from .auth import AuthenticationFailed, Principal
 from .hub import Hub, forget, includes
 from .ledger import Ledger
@@ -459,6 +460,7 @@ class Core:
             sub.checked_generation = generation
             logger.debug("re-checked %r: still authorized", sub)
             if sub.doubt and sub.doubt <= generation:
+                logger.debug("releasing %r: re-checked", sub)
                 sub.doubt = 0
                 if sub.held:
                     sub.held = deque(
@@ -499,6 +501,8 @@ class Core:
         for sub in subs:
             if not sub.doubt:
                 sub.doubt_since = now
+                metrics.HOLDS.inc()
+                logger.debug("holding %r until it is re-checked", sub)
             sub.doubt, sub.doubt_at = self.generation, now
             self._unroute(sub)
         return [Recheck(tuple(subs))]

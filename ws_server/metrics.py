@@ -102,6 +102,12 @@ CATCHUPS = Counter(
     "Events delivered from the database because the stream did not bring "
     "them (reconciliation).",
 )
+HOLDS = Counter(
+    "notifications_holds",
+    "Times a connection was held until a re-check settled its rights: a "
+    "user or group change read, a lost stretch of the stream, or a "
+    "handshake whose lookup predates either.",
+)
 RELAY_LAG_SECONDS = Histogram(
     "notifications_relay_lag_seconds",
     "Seconds from the publish reaching Redis (right after the commit) to "
