@@ -142,7 +142,9 @@ def test_a_recovery_longer_than_the_canary_timeout_condemns_nothing(
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # Bounded: a loop that swallowed its cancellation fails the test.
+            async with asyncio.timeout(5):
+                await asyncio.gather(*tasks, return_exceptions=True)
             await client.aclose()
 
     problems = asyncio.run(scenario())

@@ -44,7 +44,7 @@ from .canary import Canary, CanaryLost
 from .db import DatabaseUnavailable
 from .delivery import Dispatcher
 from .reconcile import Sweeper
-from .redis_calls import redis_call
+from .redis_calls import cancelling, redis_call
 
 __all__ = ["Relay"]
 
@@ -101,7 +101,7 @@ class Relay:
                 failures = 0
                 await self._read_forever(redis)
             except (RedisError, OSError, CanaryLost) as exc:
-                if _cancelling():
+                if cancelling():
                     # redis-py can report a cancelled read as a failed one.
                     raise asyncio.CancelledError from exc
                 self.connected.clear()
@@ -240,11 +240,6 @@ def _measure(published: list[int]) -> None:
     now_ms = time.time() * 1000
     for milliseconds in published:
         metrics.RELAY_LAG_SECONDS.observe(max(now_ms - milliseconds, 0) / 1000)
-
-
-def _cancelling() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 def _entry_id(entry: str) -> tuple[int, int]:
