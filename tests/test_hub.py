@@ -30,16 +30,25 @@ def client(
     return Subscriber(SimpleNamespace(id=user_id), principal, 0.0)
 
 
+def hub_with(*clients: Subscriber) -> Hub[Subscriber]:
+    """A hub routing ``clients``, with their owner's index by user."""
+    by_user: dict[object, set[Subscriber]] = {}
+    for c in clients:
+        by_user.setdefault(c.principal.user_id, set()).add(c)
+    hub = Hub(by_user)
+    for c in clients:
+        hub.add(c)
+    return hub
+
+
 def test_recipients_by_audience():
     """Each audience selects exactly the matching connections."""
-    hub = Hub()
     staff, member, other = (
         client(1, staff=True),
         client(2, groups=frozenset({7})),
         client(3),
     )
-    for c in (staff, member, other):
-        hub.add(c)
+    hub = hub_with(staff, member, other)
     assert set(hub.recipients(AudienceSpec(everyone=True))) == {staff, member, other}
     assert set(hub.recipients(AudienceSpec(staff=True))) == {staff}
     assert set(hub.recipients(AudienceSpec(groups=frozenset({7, 8})))) == {member}
@@ -48,22 +57,20 @@ def test_recipients_by_audience():
 
 def test_discard_forgets_every_index():
     """A discarded client is in no index, and empty index entries go away."""
-    hub = Hub()
     member = client(2, staff=True, groups=frozenset({7}))
-    hub.add(member)
+    hub = hub_with(member)
     hub.discard(member)
     assert len(hub) == 0
     assert member not in hub
     assert not hub.recipients(AudienceSpec(groups=frozenset({7})))
     assert hub._by_group == {}
-    assert hub._by_user == {}
+    assert not hub.recipients(AudienceSpec(users=frozenset({2})))
 
 
 def test_update_reindexes_a_client():
     """A client whose groups changed is found under its new groups only."""
-    hub = Hub()
     member = client(2, groups=frozenset({7}))
-    hub.add(member)
+    hub = hub_with(member)
     hub.update(member, client(2, groups=frozenset({8})).principal)
     assert not hub.recipients(AudienceSpec(groups=frozenset({7})))
     assert set(hub.recipients(AudienceSpec(groups=frozenset({8})))) == {member}
@@ -82,10 +89,8 @@ def crowd() -> list[Subscriber]:
 
 def test_recipients_of_superuser_permission_and_combined_audiences():
     """Superusers match permission audiences; a combined audience is the union."""
-    hub = Hub()
     clients = crowd()
-    for c in clients:
-        hub.add(c)
+    hub = hub_with(*clients)
 
     def users(audience: AudienceSpec) -> set[int]:
         return {c.principal.user_id for c in hub.recipients(audience)}
@@ -103,10 +108,8 @@ def test_recipients_of_superuser_permission_and_combined_audiences():
 
 def test_includes_agrees_with_recipients():
     """includes() (used on resume) says yes exactly to the hub's recipients."""
-    hub = Hub()
     clients = crowd()
-    for c in clients:
-        hub.add(c)
+    hub = hub_with(*clients)
     audiences = [
         AudienceSpec(everyone=True),
         AudienceSpec(staff=True),
@@ -124,9 +127,8 @@ def test_includes_agrees_with_recipients():
 
 def test_permission_index_follows_updates():
     """A re-check that drops a permission takes the client out of its audience."""
-    hub = Hub()
     holder = client(5, permissions=frozenset({"shop.view_order"}))
-    hub.add(holder)
+    hub = hub_with(holder)
     audience = AudienceSpec(permissions=frozenset({"shop.view_order"}))
     assert set(hub.recipients(audience)) == {holder}
     hub.update(holder, replace(holder.principal, permissions=frozenset()))

@@ -195,11 +195,11 @@ class Core:
         #: Seconds a connection may stay in doubt (its re-checks failing)
         #: before it is closed with "try again later".
         self.doubt_timeout = doubt_timeout
-        self.hub: Hub[Subscriber] = Hub()
+        #: Every registered connection, routed or not, by user.
+        self._by_user: dict[UserKey, set[Subscriber]] = {}
+        self.hub: Hub[Subscriber] = Hub(self._by_user)
         #: Registered connections that are not routed (see the module docstring).
         self._special: set[Subscriber] = set()
-        self._all: set[Subscriber] = set()
-        self._by_user: dict[UserKey, set[Subscriber]] = {}
         self._by_session: dict[str, set[Subscriber]] = {}
         #: Counts what put connections in doubt; a re-check settles the
         #: doubts that were raised before it started.
@@ -211,14 +211,14 @@ class Core:
     # Connections.
 
     def __len__(self) -> int:
-        return len(self._all)
+        return len(self.hub) + len(self._special)
 
     def __contains__(self, subscriber: object) -> bool:
-        return subscriber in self._all
+        return subscriber in self.hub or subscriber in self._special
 
     def subscribers(self) -> list[Subscriber]:
         """A snapshot of every connection, safe to iterate across awaits."""
-        return list(self._all)
+        return [*self.hub, *self._special]
 
     def count_of_user(self, user_id: UserKey) -> int:
         return len(self._by_user.get(user_id, ()))
@@ -233,7 +233,6 @@ class Core:
         """
         sub = Subscriber(connection, principal, checked_at)
         sub.checked_generation = self.generation
-        self._all.add(sub)
         self._special.add(sub)
         self._by_user.setdefault(principal.user_id, set()).add(sub)
         self._by_session.setdefault(principal.session_digest, set()).add(sub)
@@ -251,7 +250,7 @@ class Core:
         the connection is in doubt, keep the replay until a re-check
         settles it (its pushes are matched with the principal then).
         """
-        if sub.closing or sub not in self._all:
+        if sub.closing or sub not in self:
             return []
         if sub.doubt:
             sub.replay = replay
@@ -301,7 +300,7 @@ class Core:
         self, sub: Subscriber, code: int, reason: str, cause: str | None = None
     ) -> list[Action]:
         """Stop sending to ``sub`` and have it closed (once)."""
-        if sub.closing or sub not in self._all:
+        if sub.closing or sub not in self:
             return []
         self._unroute(sub)
         sub.closing = True
@@ -310,9 +309,8 @@ class Core:
 
     def discard(self, sub: Subscriber) -> None:
         """Forget a connection that is gone."""
-        if sub not in self._all:
+        if sub not in self:
             return
-        self._all.discard(sub)
         self._special.discard(sub)
         self.hub.discard(sub)
         forget(self._by_user, sub.principal.user_id, sub)
@@ -351,7 +349,7 @@ class Core:
                 actions += self._doubt(
                     [
                         sub
-                        for sub in self._all
+                        for sub in self.subscribers()
                         if message.group_id in sub.principal.group_ids
                     ],
                     now,
@@ -411,7 +409,7 @@ class Core:
         # that starts later still: no need for another.
         unchecked = [
             sub
-            for sub in self._all
+            for sub in self.subscribers()
             if sub.checked_at < missing_since
             and not (sub.doubt and sub.doubt_at >= missing_since)
         ]
@@ -426,7 +424,7 @@ class Core:
     def doubt_everyone(self, now: float) -> list[Action]:
         """Hold every connection until re-checked (the stream lost messages)."""
         self.lost_before = max(self.lost_before, now)
-        return self._doubt(list(self._all), now)
+        return self._doubt(self.subscribers(), now)
 
     def rechecked(
         self,
@@ -444,7 +442,7 @@ class Core:
         """
         actions: list[Action] = []
         for sub, result in results:
-            if sub.closing or sub not in self._all:
+            if sub.closing or sub not in self:
                 continue  # it left or was closed while the check ran
             if generation < sub.checked_generation:
                 continue  # a newer re-check was applied already
