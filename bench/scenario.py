@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -132,6 +133,16 @@ def run_scenario(bench: Bench, spec: ServerSpec, plan: Plan) -> dict[str, Any]:
     )
     name = f"{spec.name}-{plan.connections}"
     port = _free_port()
+    checkout = spec.checkout()
+    env = {
+        **bench.env,
+        "DJANGO_SETTINGS_MODULE": spec.settings_module,
+        **spec.extra_env,
+    }
+    if checkout != REPO_ROOT:
+        # That checkout's code, and its bytecode kept out of it.
+        env["PYTHONPATH"] = str(checkout)
+        env["PYTHONPYCACHEPREFIX"] = str(bench.run_dir / "pycache")
     server = bench.children.start(
         name,
         [
@@ -140,12 +151,8 @@ def run_scenario(bench: Bench, spec: ServerSpec, plan: Plan) -> dict[str, Any]:
             )
             for part in spec.command
         ],
-        env={
-            **bench.env,
-            "DJANGO_SETTINGS_MODULE": spec.settings_module,
-            **spec.extra_env,
-        },
-        cwd=REPO_ROOT,
+        env=env,
+        cwd=checkout,
     )
     try:
         wait_until_serving(
@@ -175,6 +182,7 @@ def run_scenario(bench: Bench, spec: ServerSpec, plan: Plan) -> dict[str, Any]:
     finally:
         bench.children.stop(server)
     result["recorded"] = _recorded_deliveries()
+    result["commit"] = _commit(checkout)
     return result
 
 
@@ -507,6 +515,27 @@ def _own_cpu_seconds() -> float:
     """The Django side runs in this process: its CPU is ours."""
     times = os.times()
     return times.user + times.system
+
+
+def _commit(checkout: Path) -> str | None:
+    """The commit the server ran, ``-dirty`` if tracked files were changed."""
+    git = ["git", "--no-optional-locks", "-C", str(checkout)]  # writes nothing
+    try:
+        head = subprocess.run(
+            [*git, "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        changed = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{head}-dirty" if changed else head
 
 
 def _free_port() -> int:

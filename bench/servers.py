@@ -18,10 +18,20 @@ The servers compared, and how to start each one.
   the server, which is where a second worker can show what it adds.
 * ``channels``: bench/channels_app served by uvicorn (uvloop, httptools,
   websockets-sansio: what ``uvicorn[standard]`` picks) with channels_redis.
+* ``ours-baseline``: ``ours`` run from another checkout, the one the
+  environment variable ``BENCH_BASELINE_DIR`` names, to compare commits in
+  one run (docs/benchmarks.md, "How to compare against an older commit").
+  The server imports that checkout's code (its directory is its cwd and
+  PYTHONPATH) with this venv's Python and packages, and uses the run's
+  database, which this checkout migrated: an older commit must accept the
+  schema (a migration it does not know about is fine if its models still
+  match). Everything else, the load clients and the publisher included, is
+  this checkout's. Its bytecode goes to the run directory, not the checkout.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +65,24 @@ class ServerSpec:
     extra_env: dict[str, str] = field(default_factory=dict)
     #: Compared with raw and channels in the ratios.
     ours: bool = False
+    #: The environment variable naming another checkout to run the server
+    #: from; None: this one.
+    checkout_variable: str | None = None
+
+    def checkout(self) -> Path:
+        """The directory the server runs in and imports its code from."""
+        if self.checkout_variable is None:
+            return REPO_ROOT
+        value = os.environ.get(self.checkout_variable)
+        if not value:
+            raise ValueError(
+                f"{self.name} runs another checkout: set {self.checkout_variable} "
+                "to its directory (git worktree add --detach /tmp/baseline <commit>)"
+            )
+        path = Path(value).expanduser().resolve()
+        if not (path / "manage.py").is_file():
+            raise ValueError(f"{self.checkout_variable}={value}: no manage.py there")
+        return path
 
 
 PY = sys.executable
@@ -103,6 +131,10 @@ SERVERS: dict[str, ServerSpec] = {
             readiness="welcome",
         ),
         _runwsserver("ours", "ws_server"),
+        _runwsserver(
+            "ours-baseline", "ws_server from $BENCH_BASELINE_DIR",
+            checkout_variable="BENCH_BASELINE_DIR",
+        ),
         _runwsserver("ours-deflate", "ws_server, permessage-deflate on", **DEFLATE),
         _runwsserver(
             "ours-cache-sessions", "ws_server, sessions in the Redis cache",

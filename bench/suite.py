@@ -144,6 +144,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     unknown = set(options.servers) - set(SERVERS)
     if unknown:
         parser.error(f"unknown servers: {', '.join(sorted(unknown))}")
+    for name in options.servers:
+        try:
+            SERVERS[name].checkout()
+        except ValueError as error:
+            parser.error(str(error))
     events = (options.events or NOTIFICATION).split(",")
     unknown = set(events) - set(KINDS)
     if unknown:
@@ -226,8 +231,10 @@ def run(
     measurements = []
     try:
         for repeat in range(options.repeat):
+            # A B, then B A: no server is always the first (or last) measured.
+            order = servers if repeat % 2 == 0 else servers[::-1]
             for size in options.sizes:
-                for name, ack in itertools.product(servers, options.ack):
+                for name, ack in itertools.product(order, options.ack):
                     spec = SERVERS[name]
                     plan = make_plan(
                         size,
