@@ -26,7 +26,8 @@ The servers compared, and how to start each one.
   database, which this checkout migrated: an older commit must accept the
   schema (a migration it does not know about is fine if its models still
   match). Everything else, the load clients and the publisher included, is
-  this checkout's. Its bytecode goes to the run directory, not the checkout.
+  this checkout's. Python caches its bytecode there as usual (ignored by
+  git; nothing with PYTHONDONTWRITEBYTECODE=1).
 """
 
 from __future__ import annotations
