@@ -9,12 +9,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 from urllib.parse import quote
 
 from django.conf import settings
 from django.db import connection
+from django.test import override_settings
 
 from scripts.probes import NotAnswered, http_ok, wait_until
 
@@ -24,6 +27,7 @@ TEST_ORIGIN = "http://testserver"
 # What ws_server.server answers on the WebSocket port (importing it here
 # would import the models before pytest-django sets Django up).
 HEALTH_PATH, READY_PATH = "/healthz", "/readyz"
+CACHE_SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 #: Seconds from "listening" to /readyz (or /healthz) answering 200.
 READY_TIMEOUT = 10.0
 
@@ -222,3 +226,26 @@ class WebSocketServerProcess:
     def __exit__(self, *exc_info: object) -> None:
         if self.process and self.process.poll() is None:
             self.stop()
+
+
+@contextmanager
+def cache_sessions_server(
+    redis_url: str, redis_prefix: str, **env: str
+) -> Iterator[WebSocketServerProcess]:
+    """
+    Django and a runwsserver that both keep sessions in the Redis cache at
+    ``redis_url`` (under the test's prefix); ``env`` configures the server.
+    """
+    caches = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_url,
+            "KEY_PREFIX": redis_prefix,
+        }
+    }
+    env = {"CACHE_URL": f"{redis_url}?KEY_PREFIX={redis_prefix}", **env}
+    with (
+        override_settings(SESSION_ENGINE=CACHE_SESSION_ENGINE, CACHES=caches),
+        WebSocketServerProcess(redis_prefix=redis_prefix, env=env) as server,
+    ):
+        yield server

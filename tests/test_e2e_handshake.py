@@ -15,7 +15,6 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from django.test import override_settings
 from websockets.frames import Close, CloseCode, Frame, Opcode
 
 from scripts.redis_server import RedisServer
@@ -28,11 +27,10 @@ from tests.clients import (
     websocket,
 )
 from tests.factories import make_user
-from tests.servers import WebSocketServerProcess
+from tests.servers import WebSocketServerProcess, cache_sessions_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-CACHE_ENGINE = "django.contrib.sessions.backends.cache"
 #: NOTIFICATIONS_DB_TIMEOUT for the server: each lookup's bound, and the
 #: handshake's, from hello to the replay read.
 DB_TIMEOUT = 3.0
@@ -51,21 +49,9 @@ def session_store() -> Iterator[RedisServer]:
 @pytest.fixture
 def server(session_store, redis_prefix) -> Iterator[WebSocketServerProcess]:
     """Django and a runwsserver keeping sessions in ``session_store``'s cache."""
-    caches = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": session_store.url,
-            "KEY_PREFIX": redis_prefix,
-        }
-    }
-    env = {
-        "CACHE_URL": f"{session_store.url}?KEY_PREFIX={redis_prefix}",
-        "NOTIFICATIONS_DB_TIMEOUT": str(DB_TIMEOUT),
-    }
-    with (
-        override_settings(SESSION_ENGINE=CACHE_ENGINE, CACHES=caches),
-        WebSocketServerProcess(redis_prefix=redis_prefix, env=env) as server,
-    ):
+    with cache_sessions_server(
+        session_store.url, redis_prefix, NOTIFICATIONS_DB_TIMEOUT=str(DB_TIMEOUT)
+    ) as server:
         yield server
 
 

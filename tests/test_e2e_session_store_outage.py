@@ -10,7 +10,6 @@ with 1013, and once the store is back a new handshake is welcomed.
 import time
 
 import pytest
-from django.test import override_settings
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from notifications import services
@@ -26,11 +25,10 @@ from tests.clients import (
     websocket,
 )
 from tests.factories import make_user
-from tests.servers import WebSocketServerProcess
+from tests.servers import WebSocketServerProcess, cache_sessions_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-CACHE_ENGINE = "django.contrib.sessions.backends.cache"
 #: Seconds the session store stays away.
 OUTAGE = 10.0
 #: Seconds the server may take to welcome a handshake once the store is back.
@@ -49,23 +47,13 @@ def session_store() -> RedisServer:
 @pytest.fixture
 def server(session_store, redis_prefix):
     """Django and a runwsserver keeping sessions in ``session_store``'s cache."""
-    caches = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": session_store.url,
-            "KEY_PREFIX": redis_prefix,
-        }
-    }
-    env = {
-        "CACHE_URL": f"{session_store.url}?KEY_PREFIX={redis_prefix}",
-        "NOTIFICATIONS_RECHECK_INTERVAL": str(RECHECK),
+    with cache_sessions_server(
+        session_store.url,
+        redis_prefix,
+        NOTIFICATIONS_RECHECK_INTERVAL=str(RECHECK),
         # A hung store costs a handshake this long before its 1013.
-        "NOTIFICATIONS_DB_TIMEOUT": "2",
-    }
-    with (
-        override_settings(SESSION_ENGINE=CACHE_ENGINE, CACHES=caches),
-        WebSocketServerProcess(redis_prefix=redis_prefix, env=env) as server,
-    ):
+        NOTIFICATIONS_DB_TIMEOUT="2",
+    ) as server:
         yield server
 
 
