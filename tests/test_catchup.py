@@ -1,8 +1,10 @@
 """load_catchups: what a batch of resuming connections missed, and their counts."""
 
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
@@ -99,3 +101,32 @@ def test_one_far_behind_resumer_resyncs_alone(monkeypatch):
     assert not recent.overflow
     offered = [event_id for event_id, _audience, _frame in recent.pushes]
     assert [event_id for event_id in offered if event_id > pushes[0]] == pushes[1:]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_unread_count_and_the_replay_are_read_in_one_snapshot():
+    """A notification that commits while a batch is being read is in both the
+    unread count and the replay, or in neither: never replayed but missing
+    from the count, which would leave the badge one low."""
+    alice = make_user()
+    first = services.send_event(title="seen").pk
+    committed = []
+
+    def send_from_another_connection():
+        try:
+            committed.append(services.send_event(title="new").pk)
+        finally:
+            connection.close()  # this thread's own
+
+    def commit_after_the_count(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if "COUNT(" in sql.upper() and not committed:
+            thread = threading.Thread(target=send_from_another_connection)
+            thread.start()
+            thread.join(timeout=10)
+        return result
+
+    with connection.execute_wrapper(commit_after_the_count):
+        [catchup] = load_catchups([(alice.pk, first)], limit=10).values()
+    assert committed, "the other connection could not commit"
+    assert catchup.unread == 1 + len(catchup.notifications)

@@ -159,6 +159,37 @@ def test_the_replay_leaves_what_the_relay_has_not_read_to_the_relay():
     assert received(core.receive([event(1, EVERYONE)], 3.0), sub) == []
 
 
+def test_the_welcome_does_not_count_what_comes_after_it():
+    """A replayed notification is in the welcome's unread count; one the
+    relay will bring after the welcome is not, so that the client, which
+    counts each later notification as new, shows the true count: two unread
+    of three, one of them (id 2) still to come, is a welcome saying 1."""
+    core = make_core()
+    core.receive([event(1, EVERYONE)], 1.0)
+    sub, _ = core.register(object(), principal(), 1.0, 1.0)
+    replay = Replay(
+        last_id=0,
+        notifications=[
+            (id_, json.dumps({"type": "notification", "id": id_})) for id_ in (1, 2, 3)
+        ],
+        unread=2,
+        read=frozenset({3}),
+    )
+    core.ledger.accept(3, 1.0)  # 2 is a gap: committed, not relayed yet
+    frames = [
+        json.loads(text)
+        for action in core.replayed(sub, replay)
+        for _id, text in action.items
+    ]
+    assert [(f["type"], f.get("id")) for f in frames] == [
+        ("notification", 1),
+        ("notification", 3),
+        ("welcome", None),
+    ]
+    assert frames[-1]["unread"] == 1
+    assert frames[-1]["read"] == [3]
+
+
 def test_a_refused_recheck_closes_and_drops_what_was_held():
     """A deactivated user's held frames are dropped and the socket closed (4003)."""
     core = make_core()

@@ -160,7 +160,10 @@ class Replay:
 
     ``notifications`` are the user's own (inbox rows); ``pushes`` are every
     durable push after the batch's lowest position, matched here against
-    the connection's principal.
+    the connection's principal. ``unread`` counts the user's unread
+    notifications in the same database snapshot as ``notifications``, so
+    that every one of them the replay sends is in the count; ``read`` lists
+    which of ``notifications`` are read.
     """
 
     last_id: int | None
@@ -267,7 +270,12 @@ class Core:
         # What the replay read that this process hasn't relayed yet comes
         # live, routed with the rights of that moment: sent from the replay,
         # it could reach a user whose revocation the relay hasn't read yet.
-        missed = [item for item in missed if not self.ledger.is_new(item[0] or 0)]
+        # Coming after the welcome, such a notification is counted as new
+        # unread by the client: the welcome's count must leave it out.
+        later = {id_ for id_, _a, _f in missed if self.ledger.is_new(id_ or 0)}
+        missed = [item for item in missed if item[0] not in later]
+        notifications = {id_ for id_, _frame in replay.notifications}
+        unread = replay.unread - len((notifications & later) - replay.read)
         overflow = replay.overflow or len(missed) > self.resume_limit
         if overflow:
             missed = []
@@ -276,7 +284,7 @@ class Core:
         welcome = encode_welcome(
             user_id=sub.principal.user_id,
             username=sub.principal.username,
-            unread=replay.unread,
+            unread=unread,
             cursor=self.ledger.cursor,
             read=sorted(replay.read & replayed),
         )

@@ -21,12 +21,13 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
 
 from django.db import Error as DatabaseError
-from django.db import close_old_connections, connections
+from django.db import close_old_connections, connection, connections, transaction
 
 from notifications.conf import settings
 
@@ -35,6 +36,7 @@ from . import metrics
 __all__ = [
     "DatabaseUnavailable",
     "SessionStoreUnavailable",
+    "one_snapshot",
     "run_orm",
     "start_orm_threads",
     "stuck_calls",
@@ -185,3 +187,24 @@ def _call(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
             close_old_connections()
     finally:
         calls.end()
+
+
+@contextmanager
+def one_snapshot() -> Iterator[None]:
+    """
+    Blocking: make every query in the block see the same commits.
+
+    In a transaction, SQLite and MySQL's InnoDB read from the snapshot their
+    first read takes; PostgreSQL's default isolation takes one snapshot a
+    statement, so the block asks it for repeatable read (which only the
+    outermost transaction can: nested in another, the block has its
+    snapshots).
+    """
+    outermost = not connection.in_atomic_block
+    with transaction.atomic(savepoint=False):  # it only reads
+        if outermost and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+                )
+        yield

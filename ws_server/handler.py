@@ -50,7 +50,7 @@ from .auth import AuthenticationFailed, Principal, authenticate_sessions, redeem
 from .batching import Batcher, Gone, QueueFull
 from .connection import GuardedConnection, guarded
 from .core import Replay, Subscriber
-from .db import DatabaseUnavailable, run_orm
+from .db import DatabaseUnavailable, one_snapshot, run_orm
 from .delivery import Dispatcher
 from .limits import TokenBucket
 
@@ -347,16 +347,18 @@ def apply_command(user_id: UserKey, message: MarkRead | MarkAllRead | Dismiss) -
         services.dismiss(user_id=user_id, event_id=message.event_id)
 
 
+@one_snapshot()
 def load_catchups(
     requests: Sequence[tuple[UserKey, int | None]], limit: int
 ) -> dict[tuple[UserKey, int | None], Replay]:
     """
     What each (user id, last seen event id) request missed, and its unread count.
 
-    Blocking. One query for the unread counts, one for the event ids the
-    resuming users missed, one for those events, one for which of them each
-    user read, one for the durable pushes; each event is encoded once for
-    everyone who missed it. A user resuming from two positions at once
+    Blocking, and read in one snapshot, so that the unread counts count every
+    notification replayed. One query for the unread counts, one for the
+    event ids the resuming users missed, one for those events, one for
+    which of them each user read, one for the durable pushes; each event is
+    encoded once for everyone who missed it. A user resuming from two positions at once
     (two tabs) is asked separately: the shared query keeps one per user.
     """
     unread = selectors.unread_counts(user_ids={user_id for user_id, _ in requests})
