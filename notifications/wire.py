@@ -128,7 +128,9 @@ class AudienceSpec:
     The recipients are the union of every part that is set. ``permissions``
     are ``"app_label.codename"`` names: holding any one of them (directly or
     through a group) qualifies, and so does being a superuser, as with
-    Django's ``ModelBackend``.
+    Django's ``ModelBackend``. ``staff_only`` narrows that union to the
+    users with ``is_staff``: the admin's own rule, which the activity stream
+    follows (staff, and allowed to view the model).
     """
 
     everyone: bool = False
@@ -137,6 +139,7 @@ class AudienceSpec:
     groups: frozenset[int] = frozenset()
     users: frozenset[UserKey] = frozenset()
     permissions: frozenset[str] = frozenset()
+    staff_only: bool = False
 
 
 #: Frame types of the events a relay delivers.
@@ -234,8 +237,12 @@ def encode_push(push: dict[str, Any], audience: AudienceSpec) -> str:
 
 
 def audience_data(audience: AudienceSpec) -> dict[str, Any]:
-    """The JSON form of an audience, on Redis and in a durable push's row."""
-    return {
+    """
+    The JSON form of an audience, on Redis and in a durable push's row.
+    ``staff_only`` appears only when set, so every other audience is written
+    as before it existed.
+    """
+    data = {
         "everyone": audience.everyone,
         "staff": audience.staff,
         "superusers": audience.superusers,
@@ -243,12 +250,15 @@ def audience_data(audience: AudienceSpec) -> dict[str, Any]:
         "users": sorted(audience.users),
         "permissions": sorted(audience.permissions),
     }
+    if audience.staff_only:
+        data["staff_only"] = True
+    return data
 
 
 def audience_from_data(data: dict[str, Any]) -> AudienceSpec:
     """
-    Read an audience back. A message from before superusers and permissions
-    existed has no such keys: it names neither.
+    Read an audience back. A message from before superusers, permissions
+    and ``staff_only`` existed has no such keys: it names none of them.
     """
     return AudienceSpec(
         everyone=bool(data["everyone"]),
@@ -257,6 +267,7 @@ def audience_from_data(data: dict[str, Any]) -> AudienceSpec:
         groups=frozenset(map(int, data["groups"])),
         users=frozenset(map(parse_user_key, data["users"])),
         permissions=frozenset(map(str, data.get("permissions", ()))),
+        staff_only=bool(data.get("staff_only", False)),
     )
 
 

@@ -125,6 +125,36 @@ def test_includes_agrees_with_recipients():
         assert {c for c in clients if includes(audience, c.principal)} == expected
 
 
+def test_staff_only_narrows_the_audience_to_staff():
+    """A staff-only audience (the admin's activity) reaches the staff among
+    its permission holders and superusers, never a non-staff holder; the
+    hub and includes() agree."""
+    view = frozenset({"shop.view_order"})
+    staff_holder, holder = (
+        client(1, staff=True, permissions=view),
+        client(2, permissions=view),
+    )
+    staff_root, root = client(3, staff=True, superuser=True), client(4, superuser=True)
+    staff_user = client(5, staff=True)
+    clients = [staff_holder, holder, staff_root, root, staff_user]
+    hub = hub_with(*clients)
+    expected = {
+        AudienceSpec(superusers=True, permissions=view, staff_only=True): {
+            staff_holder,
+            staff_root,
+        },
+        AudienceSpec(users=frozenset({2, 5}), staff_only=True): {staff_user},
+        AudienceSpec(everyone=True, staff_only=True): {
+            staff_holder,
+            staff_root,
+            staff_user,
+        },
+    }
+    for audience, covered in expected.items():
+        assert set(hub.recipients(audience)) == covered
+        assert {c for c in clients if includes(audience, c.principal)} == covered
+
+
 def test_permission_index_follows_updates():
     """A re-check that drops a permission takes the client out of its audience."""
     holder = client(5, permissions=frozenset({"shop.view_order"}))

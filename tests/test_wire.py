@@ -74,6 +74,17 @@ def test_audience_from_before_permissions_decodes():
     assert wire.decode_redis(raw).audience == wire.AudienceSpec(staff=True)
 
 
+def test_a_staff_only_audience_round_trips_and_others_are_written_as_before():
+    """staff_only travels only when set, so every other audience's JSON is
+    unchanged and a message without the key reads as not staff-only."""
+    view = frozenset({"auth.view_user"})
+    narrowed = wire.AudienceSpec(superusers=True, permissions=view, staff_only=True)
+    assert wire.audience_from_data(wire.audience_data(narrowed)) == narrowed
+    plain = wire.AudienceSpec(superusers=True, permissions=view)
+    assert "staff_only" not in wire.audience_data(plain)
+    assert wire.audience_from_data(wire.audience_data(plain)) == plain
+
+
 def test_redis_messages_carry_a_version():
     """Every Redis message says which version of the format it is."""
     assert json.loads(wire.encode_user_changed(1))["v"] == wire.VERSION

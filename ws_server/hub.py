@@ -84,12 +84,22 @@ class Hub(Generic[C]):
 
     def recipients(self, audience: AudienceSpec) -> Collection[C]:
         """
-        Return the connected clients ``audience`` covers.
+        Return the connected clients ``audience`` covers (only the staff
+        among them if it is ``staff_only``).
 
         An audience of only "everyone" or only "staff" gets the hub's own
         set, the same object each time, which lets the dispatcher send a run
         of such events together. Don't change it.
         """
+        clients = self._covered(audience)
+        if not audience.staff_only:
+            return clients
+        if clients is self._all:
+            return self._staff
+        return {client for client in clients if client in self._staff}
+
+    def _covered(self, audience: AudienceSpec) -> Collection[C]:
+        """The union of the audience's parts, before ``staff_only`` narrows it."""
         if audience.everyone:
             return self._all
         parts: list[set[C]] = []
@@ -117,6 +127,8 @@ class Hub(Generic[C]):
 
 def includes(audience: AudienceSpec, principal: Principal) -> bool:
     """Tell whether ``audience`` covers ``principal``: ``Hub.recipients`` for one."""
+    if audience.staff_only and not principal.is_staff:
+        return False
     return (
         audience.everyone
         or (audience.staff and principal.is_staff)
