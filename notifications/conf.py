@@ -100,6 +100,13 @@ DEFAULTS: dict[str, Any] = {
     # Event types application code may push (notifications.live), by name:
     # {"order.status": {"delivery": "durable", "check": "app.module.func"}}.
     "EVENT_TYPES": {},
+    # The admin's activity stream (notifications.activity): off unless set.
+    # On, every admin action reaches the staff who may view it in the admin.
+    "ACTIVITY": False,
+    # Most staff checked one by one (their request through the ModelAdmin's
+    # get_queryset and view permission) for an action on a model whose
+    # admin restricts what staff see; the most recently logged in first.
+    "ACTIVITY_MAX_VIEWERS": 100,
     # Largest push payload, in bytes of JSON (larger: InvalidPayload).
     "PUSH_MAX_BYTES": 8_192,
     # Seconds a durable push is kept for resuming clients; the purgepushes

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -53,6 +53,7 @@ __all__ = [
     "notify",
     "permission",
     "push",
+    "push_many",
     "staff",
     "superusers",
     "users",
@@ -76,6 +77,9 @@ class Recipients:
 
     def __or__(self, other: Recipients) -> Recipients:
         a, b = self.audience, other.audience
+        if a.staff_only != b.staff_only:
+            # (A and staff) or B has no AudienceSpec: refuse, don't widen A.
+            raise ValueError("a staff-only audience combines only with another")
         return Recipients(
             wire.AudienceSpec(
                 everyone=a.everyone or b.everyone,
@@ -84,6 +88,7 @@ class Recipients:
                 groups=a.groups | b.groups,
                 users=a.users | b.users,
                 permissions=a.permissions | b.permissions,
+                staff_only=a.staff_only,
             )
         )
 
@@ -157,6 +162,25 @@ def push(event_type: str, data: Any, *, to: Recipients) -> int | None:
     declared = get_event_type(event_type)
     _validate(declared, data)
     return services.send_push(event_type=declared, data=data, audience=to.audience)
+
+
+def push_many(
+    event_type: str, pushes: Sequence[tuple[Any, Recipients]]
+) -> list[int | None]:
+    """
+    Send each ``(data, to)`` of ``pushes`` as :func:`push` would, at a cost
+    that doesn't grow with their number: one insert for the rows of a
+    durable type, one publish on commit. Return their ids, in order.
+
+    Raise as :func:`push` does, before anything is sent, if any payload is
+    refused.
+    """
+    declared = get_event_type(event_type)
+    for data, _to in pushes:
+        _validate(declared, data)
+    return services.send_pushes(
+        event_type=declared, pushes=[(data, to.audience) for data, to in pushes]
+    )
 
 
 def notify(

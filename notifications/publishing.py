@@ -27,7 +27,7 @@ __all__ = [
     "publish_dismissed",
     "publish_event",
     "publish_group_changed",
-    "publish_push",
+    "publish_pushes",
     "publish_read",
     "publish_session_ended",
     "publish_user_changed",
@@ -43,10 +43,18 @@ def publish_event(event: Event) -> None:
         _xadd(wire.encode_event(event_payload(event), audience_spec(event)))
 
 
-def publish_push(message: str, *, what: str) -> None:
-    """Announce a push, encoded by ``notifications.live`` when it was made."""
+def publish_pushes(messages: list[str], *, what: str) -> None:
+    """
+    Announce pushes, encoded by ``notifications.services`` when they were
+    made, in one round trip to Redis (a pipeline, guarded by the breaker
+    like a single command) however many there are.
+    """
     with _publishing(what):
-        _xadd(message)
+        client = get_redis()
+        pipeline = client.pipeline(transaction=False)
+        for message in messages:
+            _xadd(message, pipeline)
+        client.breaker.call(pipeline.execute)
 
 
 def publish_read(
@@ -93,8 +101,8 @@ def session_digest(session_key: str) -> str:
     return hashlib.sha256(session_key.encode()).hexdigest()
 
 
-def _xadd(payload: str) -> None:
-    get_redis().xadd(
+def _xadd(payload: str, client: redis.Redis | None = None) -> None:
+    (client or get_redis()).xadd(
         stream_key(),
         {"m": payload},
         maxlen=settings.STREAM_MAXLEN,

@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 
 import redis
 from django.contrib.auth.decorators import login_not_required, login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.urls import reverse
@@ -116,11 +117,19 @@ def inbox_page(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def activity_page(request: HttpRequest) -> HttpResponse:
-    """The admin's activity, history then live, as far as the user may view it."""
+    """
+    The admin's activity, history then live, as far as the user may view it:
+    not found unless ``NOTIFICATIONS_ACTIVITY`` is on, forbidden to
+    non-staff (the admin itself turns them away).
+    """
+    if not settings.ACTIVITY:
+        raise Http404("the activity stream is off")
+    if not getattr(request.user, "is_staff", False):
+        raise PermissionDenied
     # Imported here: the activity stream exists only with the admin installed.
     from .activity import activity_payload, recent_activity
 
-    entries = recent_activity(user=request.user)
+    entries = recent_activity(request=request)
     return render(
         request,
         "notifications/activity.html",

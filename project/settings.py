@@ -133,6 +133,8 @@ REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # Live notifications: every NOTIFICATIONS_* setting can come from the
 # environment; notifications/conf.py has each one's default and meaning.
 NOTIFICATIONS_WS_ORIGINS = ["http://localhost:8000", "http://127.0.0.1:8000"]
+# The demo streams admin actions to the staff who may view them (/activity/).
+NOTIFICATIONS_ACTIVITY = True
 # The demo's live-events page (project/views.py) pushes these.
 NOTIFICATIONS_EVENT_TYPES = {
     "demo.order": {"delivery": "durable"},

@@ -173,6 +173,20 @@ def test_audiences_combine():
     assert live.everyone().audience.everyone
 
 
+def test_a_staff_only_audience_combines_only_with_another():
+    """Two staff-only audiences unite staff-only; a staff-only one and a
+    plain one are refused rather than widened to non-staff."""
+    staff_only = live.Recipients(
+        wire.AudienceSpec(users=frozenset({1}), staff_only=True)
+    )
+    other = live.Recipients(wire.AudienceSpec(users=frozenset({2}), staff_only=True))
+    assert (staff_only | other).audience == wire.AudienceSpec(
+        users=frozenset({1, 2}), staff_only=True
+    )
+    with pytest.raises(ValueError, match="staff-only"):
+        staff_only | live.everyone()
+
+
 def test_viewers_of_a_model_or_object_are_its_view_and_change_holders():
     """viewers_of(Group) and viewers_of(a group) name the view and change permissions."""
     expected = frozenset({"auth.view_group", "auth.change_group"})
