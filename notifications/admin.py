@@ -8,14 +8,25 @@ copies are already in users' inboxes and browsers; it can be retracted.
 
 Before sending, the add form asks two JSON views (``preview/`` and
 ``send-test/``) how many users the audience resolves to, what a recipient
-will see, and sends the same notification to the admin alone.
+will see, and sends the same notification to the admin alone. Users are
+picked through a third (``users/``), which searches the user model's
+username and email itself: the project's own user admin may search other
+fields, or none.
+
+Nothing here names the app's label: URL names come from ``Event._meta`` and
+the templates use ``opts``, so they follow the label.
 """
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.widgets import AutocompleteSelectMultiple
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import ManyToManyField, Q, QuerySet
+from django.forms import ModelMultipleChoiceField
 from django.http import HttpRequest, JsonResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 from django.utils.formats import date_format
 from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
@@ -23,6 +34,7 @@ from django.views.decorators.http import require_POST
 from . import presence, selectors, services
 from .links import validate_link
 from .models import Audience, Event
+from .usermodel import has_field
 
 SEND_FIELDS = [
     "title",
@@ -46,6 +58,18 @@ class LinkField(forms.URLField):
         text = forms.CharField.to_python(self, value)
         # URLField would read "/exports/42/" as a host name with no scheme.
         return text if text.startswith("/") else super().to_python(text)
+
+
+def url_name(view: str) -> str:
+    """The admin URL name of one of the event admin's own views."""
+    return f"{Event._meta.app_label}_{Event._meta.model_name}_{view}"
+
+
+class UserAutocomplete(AutocompleteSelectMultiple):
+    """The admin's autocomplete widget, asking the event admin's user search."""
+
+    def get_url(self) -> str:
+        return reverse(f"{self.admin_site.name}:{url_name('users')}")
 
 
 class SendEventForm(forms.ModelForm):
@@ -82,10 +106,9 @@ class EventAdmin(admin.ModelAdmin):
     actions = ["retract", "send_again"]
     search_fields = ["title", "body"]
     filter_horizontal = ["groups", "permissions"]
-    # Picking among every user needs a search: autocomplete when the user
-    # model's admin has search_fields (Django's own does), else raw ids
-    # rather than admin.E039 in a project whose user admin has none.
-    raw_id_fields = ["users"]
+    list_select_related = ["created_by", "retracted_by"]
+    #: Users found by one page of the user search.
+    users_per_page = 20
     readonly_fields = [
         "created_by",
         "created_at",
@@ -94,9 +117,14 @@ class EventAdmin(admin.ModelAdmin):
         "delivery",
     ]
 
-    def get_autocomplete_fields(self, request: HttpRequest) -> list[str]:
-        user_admin = self.admin_site._registry.get(get_user_model())
-        return ["users"] if user_admin is not None and user_admin.search_fields else []
+    def formfield_for_manytomany(
+        self, db_field: ManyToManyField, request: HttpRequest, **kwargs
+    ) -> ModelMultipleChoiceField | None:
+        # Picking among every user needs a search, and the project's user
+        # admin may search neither username nor email (or not be registered).
+        if db_field.name == "users":
+            kwargs["widget"] = UserAutocomplete(db_field, self.admin_site)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     @admin.display(description="Delivery")
     def delivery(self, event: Event) -> str:
@@ -119,15 +147,44 @@ class EventAdmin(admin.ModelAdmin):
             path(
                 "preview/",
                 self.admin_site.admin_view(require_POST(self.preview_view)),
-                name="notifications_event_preview",
+                name=url_name("preview"),
             ),
             path(
                 "send-test/",
                 self.admin_site.admin_view(require_POST(self.send_test_view)),
-                name="notifications_event_send_test",
+                name=url_name("send_test"),
+            ),
+            path(
+                "users/",
+                self.admin_site.admin_view(self.users_view),
+                name=url_name("users"),
             ),
         ]
         return own + super().get_urls()
+
+    def users_view(self, request: HttpRequest) -> JsonResponse:
+        """
+        Users whose username (or email, if the model has one) contains the
+        search term, a page at a time, as the admin's autocomplete widget
+        reads them.
+        """
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        term = request.GET.get("term", "").strip()
+        user_model = get_user_model()
+        users = user_model._default_manager.order_by(user_model.USERNAME_FIELD)
+        if term:
+            found = Q(**{f"{user_model.USERNAME_FIELD}__icontains": term})
+            if has_field("email"):
+                found |= Q(email__icontains=term)
+            users = users.filter(found)
+        page = Paginator(users, self.users_per_page).get_page(request.GET.get("page"))
+        return JsonResponse(
+            {
+                "results": [{"id": str(user.pk), "text": str(user)} for user in page],
+                "pagination": {"more": page.has_next()},
+            }
+        )
 
     def preview_view(self, request: HttpRequest) -> JsonResponse:
         """How many users the form's audience reaches, and what they will see."""
@@ -192,20 +249,30 @@ class EventAdmin(admin.ModelAdmin):
         description="Send selected events again (to their audience as it is now)",
         permissions=["add"],
     )
-    def send_again(self, request: HttpRequest, queryset) -> None:
+    def send_again(self, request: HttpRequest, queryset: QuerySet[Event]) -> None:
         sent = 0
         for event in queryset.prefetch_related("groups", "users", "permissions"):
-            copy = services.send_event(
-                title=event.title,
-                body=event.body,
-                level=event.level,
-                url=event.url,
-                audience=event.audience,
-                groups=event.groups.all(),
-                users=event.users.all(),
-                permissions=event.permissions.all(),
-                created_by=request.user,
-            )
+            try:
+                copy = services.send_event(
+                    title=event.title,
+                    body=event.body,
+                    level=event.level,
+                    url=event.url,
+                    audience=event.audience,
+                    groups=event.groups.all(),
+                    users=event.users.all(),
+                    permissions=event.permissions.all(),
+                    created_by=request.user,
+                )
+            except ValidationError as error:
+                # Its groups, users or permissions were deleted since.
+                self.message_user(
+                    request,
+                    f"Event {event.pk} “{event}” was not sent again: "
+                    + " ".join(error.messages),
+                    messages.WARNING,
+                )
+                continue
             self.log_addition(request, copy, f"Sent again from event {event.pk}.")
             sent += 1
         self.message_user(request, f"Sent {sent} event(s) again.")

@@ -1,10 +1,21 @@
-"""Register a ModelAdmin of a test's own on the default admin site for a block."""
+"""
+ModelAdmins as projects write them, and a way to register one of a test's
+own on the default admin site for a block.
+"""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
 from django.db import models
+
+
+class NameOnlyUserAdmin(UserAdmin):
+    """A project's user admin that searches a name field only (as
+    cookiecutter-django's searches ``name``)."""
+
+    search_fields = ["first_name"]
 
 
 @contextmanager
