@@ -67,6 +67,9 @@ AUDIENCES = (
     AudienceSpec(groups=frozenset({8})),
     AudienceSpec(users=frozenset({1})),
     AudienceSpec(users=frozenset({2, 3})),
+    # The admin's activity: the staff among an audience.
+    AudienceSpec(everyone=True, staff_only=True),
+    AudienceSpec(groups=frozenset({7}), users=frozenset({3}), staff_only=True),
 )
 #: Model time units a gap, a doubt, a replay may last.
 GAP_TIMEOUT = 40
@@ -87,11 +90,15 @@ class Rights:
 
 def covers(audience: AudienceSpec, user: int, rights: Rights) -> bool:
     """The model's own reading of an audience (not the hub's)."""
-    return rights.active and (
-        audience.everyone
-        or (audience.staff and rights.staff)
-        or bool(audience.groups & rights.groups)
-        or user in audience.users
+    return (
+        rights.active
+        and (rights.staff or not audience.staff_only)
+        and (
+            audience.everyone
+            or (audience.staff and rights.staff)
+            or bool(audience.groups & rights.groups)
+            or user in audience.users
+        )
     )
 
 
