@@ -6,12 +6,19 @@ Importing this module skips the importing test module when Chromium or
 Playwright is missing (and fails under CI, which installs both).
 """
 
+import functools
 import os
 import shutil
 import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from django.conf import settings
+from django.core.management import call_command
 from django.test import override_settings
 
 from tests.servers import WebSocketServerProcess
@@ -100,39 +107,80 @@ def base_url(live_server, hostname: str) -> str:
     return f"http://{hostname}:{live_server.url.rsplit(':', 1)[1]}"
 
 
-#: axe-core from the npm registry, for the accessibility audit.
+def count_sockets(page) -> list:
+    """The WebSockets ``page`` opens from now on, as Playwright reports them."""
+    sockets: list = []
+    page.on("websocket", lambda socket: sockets.append(socket))
+    return sockets
+
+
+class _QuietFiles(SimpleHTTPRequestHandler):
+    """Static files and nothing else: no CORS headers, no request log."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def static_origin(directory: Path) -> Iterator[str]:
+    """Serve ``directory`` on another origin (a port of its own) the way a
+    CDN or a plain static host does, with no CORS headers; yield its URL."""
+    handler = functools.partial(_QuietFiles, directory=str(directory))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def collect_static() -> Path:
+    """Run the real ``collectstatic`` with the current settings (STATIC_ROOT,
+    STORAGES) and return STATIC_ROOT."""
+    call_command("collectstatic", interactive=False, verbosity=0)
+    return Path(settings.STATIC_ROOT)
+
+
+#: Front-end packages from the npm registry, never committed: axe-core for
+#: the accessibility audit; htmx, Bootstrap and Tailwind for host pages.
 AXE_CORE = "axe-core@4.14.1"
-NPM_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "npm"
+HTMX = "htmx.org@2.0.4"
+BOOTSTRAP = "bootstrap@5.3.3"
+TAILWIND = "tailwindcss@2.2.19"
+#: Outside the repository, shared by every checkout of it.
+NPM_CACHE = (
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    / "django-live-notifications-tests"
+    / "npm"
+)
 
 
-def axe_script() -> Path:
-    """The path of axe.min.js, installed with npm on first use."""
-    script = NPM_CACHE / "node_modules" / "axe-core" / "axe.min.js"
-    if script.exists():
-        return script
+def npm_file(spec: str, path: str) -> Path:
+    """The file ``path`` of the npm package ``spec`` (``name@version``),
+    installed with npm into NPM_CACHE on first use. Skips the test when the
+    registry can't be reached (fails under CI, which must run it)."""
+    name = spec.rsplit("@", 1)[0]
+    prefix = NPM_CACHE / spec  # one prefix each: npm prunes what it didn't install
+    file = prefix / "node_modules" / name / path
+    if file.exists():
+        return file
     npm = shutil.which("npm")
     if npm is not None:
-        NPM_CACHE.mkdir(parents=True, exist_ok=True)
+        prefix.mkdir(parents=True, exist_ok=True)
         result = subprocess.run(
-            [
-                npm,
-                "install",
-                "--prefix",
-                str(NPM_CACHE),
-                "--no-audit",
-                "--no-fund",
-                "--no-save",
-                AXE_CORE,
-            ],
+            [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", spec],
             capture_output=True,
             text=True,
             timeout=300,
         )
-        if script.exists():
-            return script
-        reason = f"npm install {AXE_CORE} failed: {result.stderr[-500:]}"
+        if file.exists():
+            return file
+        reason = f"npm install {spec} failed: {result.stderr[-500:]}"
     else:
         reason = "npm is not installed"
     if os.environ.get("CI") == "true":
-        raise RuntimeError(f"the accessibility audit needs {AXE_CORE}: {reason}")
+        raise RuntimeError(f"a browser test needs {spec}: {reason}")
     pytest.skip(reason)

@@ -12,7 +12,13 @@ from django.conf import settings
 from django.test import override_settings
 from pytest_django.live_server_helper import LiveServer
 
-from tests.browser import base_url, both_credentials, browser, browser_ws_server
+from tests.browser import (
+    base_url,
+    both_credentials,
+    browser,
+    browser_ws_server,
+    count_sockets,
+)
 from tests.factories import make_user
 from tests.servers import WebSocketServerProcess
 
@@ -24,20 +30,12 @@ STOPS_WITHIN = 10.0
 
 # The client's own check, on a page of its own: "/" (the inbox page) sends
 # the anonymous to the login page, so it stands for any URL that redirects.
-CONNECT_SIGNED_OUT = """async ({ wsUrl }) => {
-  const { connect } = await import("/static/notifications/live.js");
+CONNECT_SIGNED_OUT = """({ wsUrl }) => {
   const csrfToken = document.cookie.match(/csrftoken=([^;]+)/)?.[1];
   window.states = [];
-  const live = connect({ wsUrl, sessionCheckUrl: "/", ticketUrl: "/", csrfToken, share: false });
+  const live = LiveNotifications.connect({ wsUrl, sessionCheckUrl: "/", ticketUrl: "/", csrfToken, share: false });
   live.onState((state, text) => window.states.push([state, text]));
 }"""
-
-
-def count_sockets(page) -> list:
-    """The WebSockets ``page`` opens from now on, as Playwright reports them."""
-    sockets: list = []
-    page.on("websocket", lambda socket: sockets.append(socket))
-    return sockets
 
 
 @both_credentials
@@ -50,6 +48,7 @@ def test_a_redirect_from_django_means_signed_out(
     page = browser.new_page()
     sockets = count_sockets(page)
     page.goto(f"{base_url(live_server, hostname)}/accounts/login/")
+    page.add_script_tag(url="/static/notifications/live.js")
     page.evaluate(CONNECT_SIGNED_OUT, {"wsUrl": browser_ws_server.url})
     page.wait_for_function(
         "window.states.at(-1)?.[0] === 'closed'", timeout=STOPS_WITHIN * 1000

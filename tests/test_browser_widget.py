@@ -15,11 +15,12 @@ from django.utils import timezone
 from notifications import selectors, services
 from notifications.models import Event
 from tests.browser import (
-    axe_script,
+    AXE_CORE,
     base_url,
     browser,
     browser_ws_server,
     log_in,
+    npm_file,
 )
 from tests.factories import make_user
 
@@ -147,7 +148,7 @@ def test_the_bell_passes_an_axe_audit_and_fits_the_screen(
     sideways, and the screenshot is saved (into docs/screenshots with
     SAVE_SCREENSHOTS=1, which is how the README's were made)."""
     make_user(username="alice")
-    axe = axe_script()
+    axe = npm_file(AXE_CORE, "axe.min.js")
     context = browser.new_context(viewport=viewport)
     page = context.new_page()
     url = base_url(live_server, "127.0.0.1")

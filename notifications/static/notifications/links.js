@@ -4,7 +4,10 @@
 // `<a href>` or a `location.assign()`: javascript: and data: URLs never do,
 // nor protocol-relative ones ("//evil.example/", and "/\evil.example/", which
 // browsers read the same way). tests/link_cases.json holds the cases both
-// sides are tested with.
+// sides are tested with. A classic script: it registers
+// LiveNotifications.isAllowedLink.
+(() => {
+  const LiveNotifications = (globalThis.LiveNotifications ??= {});
 
 // Browsers drop tabs and newlines anywhere in a URL and trim spaces and
 // control characters: "/\t/evil.example" would leave the site.
@@ -17,7 +20,7 @@ const ABSOLUTE = /^https?:\/\//i;
  * @param {unknown} url
  * @returns {boolean}
  */
-export function isAllowedLink(url) {
+function isAllowedLink(url) {
   if (typeof url !== "string" || url === "" || SPACE_OR_CONTROL.test(url)) return false;
   if (url.startsWith("/")) return url[1] !== "/" && url[1] !== "\\";
   if (!ABSOLUTE.test(url)) return false;
@@ -27,3 +30,7 @@ export function isAllowedLink(url) {
     return false;
   }
 }
+
+  LiveNotifications.isAllowedLink ??= isAllowedLink;
+  document.dispatchEvent(new Event("live-notifications:loaded"));
+})();
