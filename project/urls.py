@@ -17,5 +17,8 @@ urlpatterns = [
     path("demo/live/", views.live_page, name="demo-live"),
     path("demo/live/ship/", views.ship_order, name="demo-ship"),
     path("demo/live/bump/", views.bump_counter, name="demo-bump"),
+    path("demo/htmx/", views.htmx_page, name="demo-htmx"),
+    path("demo/htmx/about/", views.htmx_about_page, name="demo-htmx-about"),
+    path("demo/htmx/orders/", views.orders_partial, name="demo-orders"),
     path("", include("notifications.urls")),
 ]

@@ -1,10 +1,12 @@
 """
 The demo's pages: the live-events page, the two worked examples of
-docs/live-events.md, and a page that is nothing but the bell's one tag.
+docs/live-events.md, a page that is nothing but the bell's one tag, and the
+htmx pages (docs/widget.md), where a partial refreshes on a push with no
+JavaScript of the page's.
 
 "Ship an order" pushes a durable ``demo.order`` event to the user who
 clicked; "+1" pushes a live-only ``demo.counter`` event to the Engineering
-group (and the clicker). The page subscribes to both with live.js.
+group (and the clicker). The live page subscribes to both with live.js.
 """
 
 from django.contrib.auth.decorators import login_required
@@ -29,6 +31,26 @@ def bell_page(request: HttpRequest) -> HttpResponse:
 @require_GET
 def live_page(request: HttpRequest) -> HttpResponse:
     return render(request, "demo/live.html", {"counter_group": COUNTER_GROUP})
+
+
+@login_required
+@require_GET
+def htmx_page(request: HttpRequest) -> HttpResponse:
+    context = {"heading": "Orders", "orders": _current("demo-order")}
+    return render(request, "demo/htmx.html", context)
+
+
+@login_required
+@require_GET
+def htmx_about_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "demo/htmx.html", {"heading": "About", "about": True})
+
+
+@login_required
+@require_GET
+def orders_partial(request: HttpRequest) -> HttpResponse:
+    """What htmx fetches on ``live:demo.order``: the count, as HTML."""
+    return render(request, "demo/orders.html", {"orders": _current("demo-order")})
 
 
 @login_required
@@ -59,3 +81,8 @@ def _next(key: str) -> int:
     """A demo sequence (per cache: per process with the default local memory)."""
     cache.add(key, 0)
     return cache.incr(key)
+
+
+def _current(key: str) -> int:
+    """A demo sequence's last value, 0 before its first."""
+    return cache.get(key, 0)
