@@ -37,6 +37,8 @@ if not os.path.exists(CHROMIUM):
 # these tests make between browser steps are still synchronous.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 sync_api = pytest.importorskip("playwright.sync_api")
+#: Waits for a locator's text or attributes (they pierce the bell's shadow root).
+expect = sync_api.expect
 
 
 @pytest.fixture(scope="module")

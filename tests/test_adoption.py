@@ -408,7 +408,7 @@ def test_the_stock_project_shows_the_notification_in_the_bell(site):
     chromium = os.environ.get("CHROMIUM") or shutil.which("chromium")
     if chromium is None:
         pytest.skip("Chromium is not installed")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -435,11 +435,7 @@ def test_the_stock_project_shows_the_notification_in_the_bell(site):
         assert first.locator("h2").inner_text() == "Seen in the bell"
         # Over the socket: the read state travels back through Redis.
         first.locator("button.mark-read").click()
-        page.wait_for_function(
-            f"document.querySelector('.bell [data-role=unread-count]')"
-            f".textContent === '{before}'",
-            timeout=5_000,
-        )
+        expect(badge).to_have_text(str(before), timeout=5_000)
         browser.close()
 
 

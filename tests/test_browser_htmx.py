@@ -2,7 +2,8 @@
 Live events in an htmx site, in real headless Chromium with real htmx (from
 the npm registry, never committed): every push and notification is a DOM
 event on document.body, once per page however many tabs share the socket,
-so a partial refreshes on a push with no JavaScript of the page's.
+so a partial refreshes on a push with no JavaScript of the page's; and
+hx-boost page swaps keep one bell on one socket.
 """
 
 import pytest
@@ -13,6 +14,7 @@ from tests.browser import (
     base_url,
     browser,
     browser_ws_server,
+    count_sockets,
     log_in,
     npm_file,
 )
@@ -115,4 +117,36 @@ def test_each_tab_dispatches_every_push_and_notification_once(
         assert events[1]["detail"]["id"] == event.pk
         assert events[1]["detail"]["title"] == "Both tabs"
         assert all(e["fromBody"] for e in events)
+    context.close()
+
+
+def test_hx_boost_navigations_keep_one_socket_and_one_working_bell(
+    browser, live_server, browser_ws_server
+):
+    """Three hx-boost navigations swap the body and its bell: the page keeps
+    one bell and the one socket it opened, and a notification sent after
+    them shows in the bell, with a toast."""
+    make_user(username="alice")
+    context = htmx_context(browser)
+    page = context.new_page()
+    url = base_url(live_server, "127.0.0.1")
+    log_in(page, url, "alice")
+    sockets = count_sockets(page)
+    open_htmx_page(page, url)
+    page.evaluate("window.__notReloaded = true")
+    for heading in ["About", "Orders", "About"]:
+        page.click(f"nav >> text={heading}")
+        page.locator("h1", has_text=heading).wait_for(timeout=5_000)
+    assert page.evaluate("window.__notReloaded"), "a link loaded a whole page"
+
+    bell = page.locator("[data-notifications=bell]")
+    bell.locator("[data-role=state][data-state=live]").wait_for(
+        state="attached", timeout=5_000
+    )
+    assert page.evaluate("document.querySelectorAll('notifications-bell').length") == 1
+    event = services.send_event(title="After three swaps")
+    bell.locator(f"li[data-id='{event.pk}']").wait_for(state="attached", timeout=3_000)
+    bell.locator(".toast", has_text="After three swaps").wait_for(timeout=2_000)
+    assert len(sockets) == 1, "a navigation opened another socket"
+    assert not sockets[0].is_closed()
     context.close()

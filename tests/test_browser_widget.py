@@ -19,6 +19,7 @@ from tests.browser import (
     base_url,
     browser,
     browser_ws_server,
+    expect,
     log_in,
     npm_file,
 )
@@ -92,23 +93,21 @@ def test_desktop_notifications_come_only_after_opting_in(
 
     hide(page, False)
     toggle.click()
-    page.wait_for_function(
-        "document.querySelector('.bell [data-role=desktop]')"
-        ".getAttribute('aria-pressed') === 'true'",
-        timeout=2_000,
-    )
+    expect(toggle).to_have_attribute("aria-pressed", "true", timeout=2_000)
     assert toggle.inner_text() == "Desktop notifications: on"
     hide(page, True)
-    toasts = page.locator(".bell .toast").count()
+    toasts = page.locator("[data-notifications=bell] .toast").count()
     hidden_event = services.send_event(title="While you were away", body="v3")
     page.wait_for_function("window.__desktop.length === 1", timeout=2_000)
     assert page.evaluate("window.__desktop") == ["While you were away"]
-    assert page.locator(".bell .toast").count() == toasts
+    assert page.locator("[data-notifications=bell] .toast").count() == toasts
     assert bell.locator(f"li[data-id='{hidden_event.pk}']").count() == 1
 
     hide(page, False)
     services.send_event(title="Back at the desk")
-    page.locator(".bell .toast", has_text="Back at the desk").wait_for(timeout=2_000)
+    page.locator(
+        "[data-notifications=bell] .toast", has_text="Back at the desk"
+    ).wait_for(timeout=2_000)
     assert page.evaluate("window.__desktop.length") == 1
     context.close()
 
@@ -164,7 +163,7 @@ def test_the_bell_passes_an_axe_audit_and_fits_the_screen(
     )
     bell.locator("[data-role=toggle]").click()
     bell.locator(f"li[data-id='{shown.pk}']").wait_for(timeout=2_000)
-    page.locator(".bell .toast").first.wait_for(timeout=2_000)
+    page.locator("[data-notifications=bell] .toast").first.wait_for(timeout=2_000)
 
     page.add_script_tag(path=str(axe))
     results = page.evaluate("axe.run(document, { resultTypes: ['violations'] })")

@@ -1,18 +1,50 @@
-// The notification bell ({% notifications_bell %}): a feed in a dropdown.
-// A classic script, like the others the tag renders: it mounts every bell
-// of the page once the scripts it needs (links.js, live.js, feed.js) have
-// registered, whatever order they arrived in (an htmx swap loads them async).
+// The notification bell ({% notifications_bell %}): <notifications-bell>, a
+// feed in a dropdown, in a shadow root of its own. A classic script, like the
+// others the tag renders: it defines the element once the scripts it needs
+// (links.js, live.js, feed.js) have registered, whatever order they arrived
+// in (scripts an htmx swap inserts load asynchronously).
+//
+// Set up in connectedCallback, torn down in disconnectedCallback: an htmx
+// hx-boost or Turbo page swap takes the old bell out and puts a new one in,
+// and the page's one client (live.js) keeps its socket across the swap.
 (() => {
   const LiveNotifications = (globalThis.LiveNotifications ??= {});
   const LOADED = "live-notifications:loaded"; // links.js, live.js and feed.js say so
 
-  function mountBell(root) {
-    if (root.dataset.mounted) return; // the tag used twice loads this once
-    root.dataset.mounted = "true";
-    root.querySelector("[data-role=load-problem]")?.remove();
+  class NotificationsBell extends HTMLElement {
+    connectedCallback() {
+      const root = this.shadowRoot ?? this.attachFromTemplate();
+      // The markup as rendered, for a fresh start each time the bell is
+      // inserted again (moved, or put back by a page swap).
+      this.pristine ??= [...root.childNodes].map((node) => node.cloneNode(true));
+      root.replaceChildren(...this.pristine.map((node) => node.cloneNode(true)));
+      root.querySelector("[data-role=load-problem]")?.remove();
+      this.stop = mountBell(this, root);
+    }
+
+    disconnectedCallback() {
+      this.stop?.();
+      this.stop = null;
+    }
+
+    // A declarative shadow root is attached by the HTML parser only: markup
+    // an htmx or Turbo swap inserts keeps it as a <template>.
+    attachFromTemplate() {
+      const template = this.querySelector(":scope > template[shadowrootmode]");
+      const root = this.attachShadow({ mode: "open" });
+      root.append(template.content.cloneNode(true));
+      template.remove();
+      return root;
+    }
+  }
+
+  /** Wire the dropdown up; returns what undoes it. */
+  function mountBell(host, root) {
     const config = JSON.parse(root.querySelector("script[type='application/json']").textContent);
     const toggle = root.querySelector("[data-role=toggle]");
     const panel = root.querySelector("[data-role=panel]");
+    const listening = new AbortController();
+    const { signal } = listening;
 
     function setOpen(open) {
       panel.hidden = !open;
@@ -25,26 +57,42 @@
       }
     }
 
-    toggle.addEventListener("click", () => setOpen(panel.hidden));
-    root.addEventListener("keydown", (event) => {
-      if (event.key === "Escape" && !panel.hidden) {
-        setOpen(false);
-        toggle.focus();
-      }
-    });
-    document.addEventListener("click", (event) => {
-      if (!root.contains(event.target)) setOpen(false);
-    });
-    LiveNotifications.mountFeed(root, config);
+    toggle.addEventListener("click", () => setOpen(panel.hidden), { signal });
+    root.addEventListener(
+      "keydown",
+      (event) => {
+        if (event.key === "Escape" && !panel.hidden) {
+          setOpen(false);
+          toggle.focus();
+        }
+      },
+      { signal },
+    );
+    // A click inside the shadow root reaches the document retargeted to the
+    // host: the event's path says whether it was in this bell.
+    document.addEventListener(
+      "click",
+      (event) => {
+        if (!event.composedPath().includes(host)) setOpen(false);
+      },
+      { signal },
+    );
+    const feed = LiveNotifications.mountFeed(root, config);
+    return () => {
+      listening.abort();
+      feed.close();
+    };
   }
 
-  function mountAll() {
+  function define() {
     const { connect, isAllowedLink, mountFeed } = LiveNotifications;
     if (!connect || !isAllowedLink || !mountFeed) return;
-    document.removeEventListener(LOADED, mountAll);
-    document.querySelectorAll("[data-notifications=bell]").forEach(mountBell);
+    document.removeEventListener(LOADED, define);
+    if (!customElements.get("notifications-bell")) {
+      customElements.define("notifications-bell", NotificationsBell);
+    }
   }
 
-  document.addEventListener(LOADED, mountAll);
-  mountAll();
+  document.addEventListener(LOADED, define);
+  define();
 })();

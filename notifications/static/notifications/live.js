@@ -163,8 +163,9 @@
   }
 
   // A page's last handle let go: the client waits this long for the next one
-  // (the bell of the page an htmx or Turbo swap brings) before it closes.
-  const RELEASE_GRACE_MS = 1000;
+  // before it closes. An htmx or Turbo swap brings a new bell at once, but its
+  // feed takes a handle only once its first page has loaded over HTTP.
+  const RELEASE_GRACE_MS = 5000;
 
   // The page's clients, by what they connect to: one per WebSocket URL and
   // user, whatever number of callers (the bells, the page's own scripts).
