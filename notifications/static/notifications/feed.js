@@ -4,8 +4,9 @@
 // mountFeed() renders a feed inside any element that holds the parts it
 // needs, found by data-role (list, unread-count, unread-label, state,
 // empty, load-more, toasts, mark-all-read, problem, and optionally desktop):
-// the inbox page and the bell's dropdown (in its shadow root) are the same code. It loads the first page from the JSON
-// API, then keeps it live over the WebSocket. Every event carries an id; the
+// the inbox page and the bell's dropdown (in its shadow root) are the same
+// code. It loads the first page from the JSON API, then keeps it live over
+// the WebSocket. Every event carries an id; the
 // feed shows each id once, so the server's at-least-once delivery becomes
 // exactly-once on screen. Event data is rendered with textContent only,
 // never as HTML, and a link only if links.js allows it.
@@ -150,6 +151,7 @@
     const TOAST_MS = 5000;
     let hiddenToasts = 0;
     let moreToasts = null;
+    const toastTimers = new Set();
 
     // In a tab nobody looks at, a toast is lost: a desktop notification, if the
     // person asked for them.
@@ -179,13 +181,15 @@
       element.className = "toast";
       element.textContent = notification.title;
       toasts.insertBefore(element, moreToasts);
-      setTimeout(() => {
+      const timer = setTimeout(() => {
+        toastTimers.delete(timer);
         element.remove();
         if (!toasts.querySelector(".toast:not(.more)")) {
           hiddenToasts = 0;
           showMoreToasts();
         }
       }, TOAST_MS);
+      toastTimers.add(timer);
     }
 
     function showMoreToasts() {
@@ -464,6 +468,7 @@
       close() {
         closed = true;
         clearInterval(clock);
+        toastTimers.forEach(clearTimeout);
         window.removeEventListener("storage", onStorage);
         live?.close();
       },

@@ -49,8 +49,8 @@
  *   only tabs of the same user share a socket, and a connection welcomed as
  *   anyone else (someone else signed in in this browser since) is closed
  *   before any of its frames reaches the page.
- * @property {boolean} [share=true] Share one socket between the tabs; false
- *   gives this page a socket of its own.
+ * @property {boolean} [share=true] Share the page's client and, between the
+ *   tabs, one socket; false gives this caller a client and a socket of its own.
  * @property {number | (() => number | null) | null} [lastId] Where to resume
  *   from before the first frame carries a cursor: the newest event id the page
  *   already shows. A function is asked on every attempt, so a page that keeps
@@ -88,7 +88,7 @@
  *   unsubscribed. When no handle of the page is left (for RELEASE_GRACE_MS:
  *   an htmx or Turbo page swap takes a bell out and puts one back), the
  *   client closes for good, and another tab takes the socket over if this
- *   one held it.
+ *   one held it. A client of its own (`share: false`) closes at once.
  */
 
 (() => {
@@ -205,11 +205,13 @@
     let holders = 0;
     let idle = null;
 
+    // A client of its own (`share: false`) closes with its handle.
     function release() {
       holders -= 1;
       if (holders > 0) return;
+      if (key === null) return link.close();
       idle = setTimeout(() => {
-        if (key !== null) clients.delete(key);
+        clients.delete(key);
         link.close();
       }, RELEASE_GRACE_MS);
     }

@@ -1,9 +1,10 @@
 """
-The bell's styles kept to itself, in real headless Chromium, on host pages
-styled with Bootstrap 5.3 and Tailwind (real CSS from the npm registry,
-never committed): the widget's toast shows, the host's own ``.badge`` and
-``.toast`` look the same with and without the widget, and the
-``--notifications-*`` custom properties theme it.
+The bell as a custom element in real headless Chromium: its styles kept to
+itself on host pages styled with Bootstrap 5.3 and Tailwind (real CSS from
+the npm registry, never committed), so the widget's toast shows and the
+host's own ``.badge`` and ``.toast`` look the same with and without the
+widget; themed by the ``--notifications-*`` custom properties; and set up
+on insertion, torn down on removal.
 """
 
 import pytest
@@ -15,6 +16,7 @@ from tests.browser import (
     base_url,
     browser,
     browser_ws_server,
+    count_sockets,
     log_in,
     npm_file,
 )
@@ -120,4 +122,33 @@ def test_custom_properties_theme_the_widget(browser, live_server, browser_ws_ser
     )
     assert badge.evaluate(background) == "rgb(1, 2, 3)"
     assert panel.evaluate(radius) == "7px"
+    page.close()
+
+
+def test_removing_the_bell_lets_its_socket_go_and_putting_it_back_works(
+    browser, live_server, browser_ws_server
+):
+    """Taken out of the page, the bell lets its client go: the socket closes
+    after the grace period (5 s). Put back, it connects again and shows the
+    next notification."""
+    make_user(username="alice")
+    page = browser.new_page()
+    url = base_url(live_server, "127.0.0.1")
+    log_in(page, url, "alice")
+    sockets = count_sockets(page)
+    bell = open_bell_page(page, url)
+    page.evaluate("window.__bell = document.querySelector('notifications-bell')")
+    page.evaluate("__bell.remove()")
+    page.wait_for_timeout(6_000)
+    assert len(sockets) == 1
+    assert sockets[0].is_closed(), "the removed bell kept its socket open"
+
+    page.evaluate("document.querySelector('header').append(__bell)")
+    bell.locator("[data-role=state][data-state=live]").wait_for(
+        state="attached", timeout=10_000
+    )
+    event = services.send_event(title="Back in place")
+    bell.locator(f"li[data-id='{event.pk}']").wait_for(state="attached", timeout=3_000)
+    assert bell.locator("li.notification").count() == 1, "an item shown twice"
+    assert len([s for s in sockets if not s.is_closed()]) == 1
     page.close()
