@@ -5,7 +5,7 @@ notifications app.
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from . import views
 
@@ -17,8 +17,12 @@ urlpatterns = [
     path("demo/live/", views.live_page, name="demo-live"),
     path("demo/live/ship/", views.ship_order, name="demo-ship"),
     path("demo/live/bump/", views.bump_counter, name="demo-bump"),
-    path("demo/htmx/", views.htmx_page, name="demo-htmx"),
-    path("demo/htmx/about/", views.htmx_about_page, name="demo-htmx-about"),
-    path("demo/htmx/orders/", views.orders_partial, name="demo-orders"),
+    path("demo/orders/", views.orders_partial, name="demo-orders"),
+    re_path(r"^demo/(?P<library>htmx|turbo)/$", views.swaps_page, name="demo-swaps"),
+    re_path(
+        r"^demo/(?P<library>htmx|turbo)/about/$",
+        views.swaps_about_page,
+        name="demo-swaps-about",
+    ),
     path("", include("notifications.urls")),
 ]

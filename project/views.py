@@ -1,8 +1,9 @@
 """
 The demo's pages: the live-events page, the two worked examples of
 docs/live-events.md, a page that is nothing but the bell's one tag, and the
-htmx pages (docs/widget.md), where a partial refreshes on a push with no
-JavaScript of the page's.
+pages of a site that navigates by swapping the body with htmx or Turbo
+(docs/widget.md), where a partial refreshes on a push with no JavaScript of
+the page's.
 
 "Ship an order" pushes a durable ``demo.order`` event to the user who
 clicked; "+1" pushes a live-only ``demo.counter`` event to the Engineering
@@ -35,15 +36,19 @@ def live_page(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def htmx_page(request: HttpRequest) -> HttpResponse:
-    context = {"heading": "Orders", "orders": _current("demo-order")}
-    return render(request, "demo/htmx.html", context)
+def swaps_page(request: HttpRequest, library: str) -> HttpResponse:
+    """Orders, on a site that navigates with ``library`` (htmx or Turbo)."""
+    context = {"library": library, "heading": "Orders"}
+    context["orders"] = _current("demo-order")
+    return render(request, "demo/swaps.html", context)
 
 
 @login_required
 @require_GET
-def htmx_about_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "demo/htmx.html", {"heading": "About", "about": True})
+def swaps_about_page(request: HttpRequest, library: str) -> HttpResponse:
+    """A page with nothing live but the bell, on the same site."""
+    context = {"library": library, "heading": "About", "about": True}
+    return render(request, "demo/swaps.html", context)
 
 
 @login_required

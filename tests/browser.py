@@ -147,9 +147,10 @@ def collect_static() -> Path:
 
 
 #: Front-end packages from the npm registry, never committed: axe-core for
-#: the accessibility audit; htmx, Bootstrap and Tailwind for host pages.
+#: the accessibility audit; htmx, Turbo, Bootstrap and Tailwind for host pages.
 AXE_CORE = "axe-core@4.14.1"
 HTMX = "htmx.org@2.0.4"
+TURBO = "@hotwired/turbo@8.0.12"
 BOOTSTRAP = "bootstrap@5.3.3"
 TAILWIND = "tailwindcss@2.2.19"
 #: Outside the repository, shared by every checkout of it.

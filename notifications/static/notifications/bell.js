@@ -11,13 +11,27 @@
   const LiveNotifications = (globalThis.LiveNotifications ??= {});
   const LOADED = "live-notifications:loaded"; // links.js, live.js and feed.js say so
 
+  // The markup the server rendered for the page's first bell. A copy of the
+  // page that htmx or Turbo kept for Back has the bell without its shadow
+  // root (the parser attached it, so it is not cloned): it renders this.
+  let rendered = null;
+
   class NotificationsBell extends HTMLElement {
     connectedCallback() {
-      const root = this.shadowRoot ?? this.attachFromTemplate();
+      const root = this.shadowRoot ?? this.attachShadow({ mode: "open" });
+      // A declarative shadow root is attached by the HTML parser only: markup
+      // an htmx or Turbo swap inserts keeps it as a <template>.
+      const template = this.querySelector(":scope > template[shadowrootmode]");
+      if (template) {
+        root.replaceChildren(template.content);
+        template.remove();
+      }
       // The markup as rendered, for a fresh start each time the bell is
       // inserted again (moved, or put back by a page swap).
-      this.pristine ??= [...root.childNodes].map((node) => node.cloneNode(true));
-      root.replaceChildren(...this.pristine.map((node) => node.cloneNode(true)));
+      this.pristine ??= root.hasChildNodes() ? cloneAll(root.childNodes) : rendered;
+      rendered ??= this.pristine;
+      if (!this.pristine) return;
+      root.replaceChildren(...cloneAll(this.pristine));
       root.querySelector("[data-role=load-problem]")?.remove();
       this.stop = mountBell(this, root);
     }
@@ -26,16 +40,10 @@
       this.stop?.();
       this.stop = null;
     }
+  }
 
-    // A declarative shadow root is attached by the HTML parser only: markup
-    // an htmx or Turbo swap inserts keeps it as a <template>.
-    attachFromTemplate() {
-      const template = this.querySelector(":scope > template[shadowrootmode]");
-      const root = this.attachShadow({ mode: "open" });
-      root.append(template.content.cloneNode(true));
-      template.remove();
-      return root;
-    }
+  function cloneAll(nodes) {
+    return [...nodes].map((node) => node.cloneNode(true));
   }
 
   /** Wire the dropdown up; returns what undoes it. */
