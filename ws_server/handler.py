@@ -347,19 +347,32 @@ def apply_command(user_id: UserKey, message: MarkRead | MarkAllRead | Dismiss) -
         services.dismiss(user_id=user_id, event_id=message.event_id)
 
 
-@one_snapshot()
 def load_catchups(
     requests: Sequence[tuple[UserKey, int | None]], limit: int
 ) -> dict[tuple[UserKey, int | None], Replay]:
     """
     What each (user id, last seen event id) request missed, and its unread count.
 
-    Blocking, and read in one snapshot, so that the unread counts count every
-    notification replayed. One query for the unread counts, one for the
-    event ids the resuming users missed, one for those events, one for
-    which of them each user read, one for the durable pushes; each event is
-    encoded once for everyone who missed it. A user resuming from two positions at once
-    (two tabs) is asked separately: the shared query keeps one per user.
+    Blocking. Read in one snapshot when a request resumes, so that the
+    unread counts count every notification replayed (a batch of new
+    connections reads its counts alone: no transaction to pay for).
+    """
+    if all(last_id is None for _user_id, last_id in requests):
+        return _read_catchups(requests, limit)
+    with one_snapshot():
+        return _read_catchups(requests, limit)
+
+
+def _read_catchups(
+    requests: Sequence[tuple[UserKey, int | None]], limit: int
+) -> dict[tuple[UserKey, int | None], Replay]:
+    """
+    Blocking: :func:`load_catchups`' queries. One for the unread counts, one
+    for the event ids the resuming users missed, one for those events, one
+    for which of them each user read, one for the durable pushes; each
+    event is encoded once for everyone who missed it. A user resuming from
+    two positions at once (two tabs) is asked separately: the shared query
+    keeps one per user.
     """
     unread = selectors.unread_counts(user_ids={user_id for user_id, _ in requests})
     positions: dict[UserKey, set[int]] = {}
