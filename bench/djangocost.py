@@ -276,7 +276,7 @@ def _prepare_audiences(users: int) -> dict[str, dict[str, list[Any]]]:
     recipients = _active_users()
     recipients.update(is_staff=True)
     permission = Permission.objects.get_by_natural_key(
-        "view_event", "notifications", "event"
+        "view_event", "live_notifications", "event"
     )
     group, _created = Group.objects.get_or_create(name=GROUP_NAME)
     group.permissions.add(permission)

@@ -3,6 +3,10 @@ from django.apps import AppConfig, apps
 
 class NotificationsConfig(AppConfig):
     name = "notifications"
+    # Not "notifications": that is django-notifications-hq's label, and a
+    # project moving off it keeps hq's migration rows and tables under that
+    # label. Ours (tables, migrations, permissions, admin URLs) never meet them.
+    label = "live_notifications"
     verbose_name = "Notifications"
     default_auto_field = "django.db.models.BigAutoField"
 

@@ -8,15 +8,19 @@ from urllib.parse import urlsplit
 import redis
 from django.apps import AppConfig
 from django.conf import settings as django_settings
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
+from django.db.migrations.recorder import MigrationRecorder
 
+from .apps import NotificationsConfig
 from .conf import DEFAULTS, settings
 from .registry import declared_event_types
 from .usermodel import AUDIENCE_FIELDS, has_field
 
 __all__ = [
     "check_event_types",
+    "check_hq_history",
     "check_package_conflict",
     "check_settings",
     "check_user_model",
@@ -64,10 +68,50 @@ def check_package_conflict(
             "django-notifications-hq is installed in the same 'notifications' "
             "package as django-live-notifications; they cannot be installed "
             "together.",
-            hint="Uninstall both, then install only one of them.",
+            hint="Uninstall both, then install only one of them "
+            "(docs/install.md, 'Moving from django-notifications-hq').",
             id="notifications.E002",
         )
     ]
+
+
+#: django-notifications-hq's app label: its rows in django_migrations.
+HQ_LABEL = "notifications"
+
+
+@register(Tags.database)
+def check_hq_history(
+    app_configs: Sequence[AppConfig] | None = None,
+    databases: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> list[Warning]:
+    """
+    ``notifications.W003``: the database still holds django-notifications-hq's
+    migration history (``migrate`` and ``check --database`` run it).
+
+    This app's label, tables and migrations are its own, so nothing breaks;
+    but hq's rows and tables are left over, and someone reading
+    ``showmigrations`` or the tables would take them for this app's.
+    """
+    return [
+        Warning(
+            f"Database {alias!r} holds django-notifications-hq's migration "
+            f"history (app {HQ_LABEL!r} in django_migrations) and probably its "
+            f"notifications_notification table. This app is "
+            f"{NotificationsConfig.label!r} and never uses them.",
+            hint="Copy the notifications you want to keep, then drop hq's "
+            "tables and its django_migrations rows: docs/install.md, 'Moving "
+            "from django-notifications-hq'.",
+            id="notifications.W003",
+        )
+        for alias in databases or ()
+        if _has_hq_history(alias)
+    ]
+
+
+def _has_hq_history(alias: str) -> bool:
+    recorder = MigrationRecorder(connections[alias])
+    return recorder.has_table() and recorder.migration_qs.filter(app=HQ_LABEL).exists()
 
 
 @register()

@@ -86,7 +86,11 @@ class Event(models.Model):
         indexes = [
             # A resume reads the pushes after a client's position: this small
             # partial index, not every notification since.
-            models.Index(fields=["id"], condition=~Q(push_type=""), name="event_push"),
+            models.Index(
+                fields=["id"],
+                condition=~Q(push_type=""),
+                name="live_notifications_event_push",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -107,7 +111,7 @@ class Notification(models.Model):
         ordering = ["-event_id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["user", "event"], name="notification_unique_user_event"
+                fields=["user", "event"], name="live_notifications_unique_user_event"
             ),
         ]
         indexes = [
@@ -115,7 +119,7 @@ class Notification(models.Model):
             models.Index(
                 fields=["user", "event"],
                 condition=Q(read_at__isnull=True, dismissed_at__isnull=True),
-                name="notification_unread",
+                name="live_notifications_unread",
             ),
         ]
 

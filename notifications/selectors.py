@@ -144,7 +144,7 @@ def inbox(
 
 
 def unread_count(*, user_id: object) -> int:
-    """Count unread notifications (served by the partial ``notification_unread`` index)."""
+    """Count unread notifications (served by the partial ``live_notifications_unread`` index)."""
     return _visible(user_id=user_id).filter(read_at__isnull=True).count()
 
 
@@ -259,7 +259,7 @@ def latest_pushes_after(*, after: int, sent_since: datetime, limit: int) -> list
     """
     The newest ``limit`` durable pushes above id ``after`` sent at
     ``sent_since`` or later, newest first (a backward range scan of the
-    ``event_push`` index).
+    ``live_notifications_event_push`` index).
     """
     return list(
         Event.objects.exclude(push_type="")

@@ -54,17 +54,21 @@ def wait_for_port(port: int, *, timeout: float) -> None:
             time.sleep(0.1)
 
 
-def database_url() -> str:
-    """The URL of the database Django is using now (the test database)."""
+def database_url(name: str | None = None) -> str:
+    """
+    The URL of the database Django is using now (the test database), or of
+    the database ``name`` on the same server.
+    """
     params = connection.settings_dict
+    name = name or params["NAME"]
     if params["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{params['NAME']}"
+        return f"sqlite:///{name}"
     credentials = quote(params["USER"] or "", safe="")
     if params["PASSWORD"]:
         credentials += ":" + quote(params["PASSWORD"], safe="")
     host = params["HOST"] or "localhost"
     port = f":{params['PORT']}" if params["PORT"] else ""
-    return f"postgres://{credentials}@{host}{port}/{params['NAME']}"
+    return f"postgres://{credentials}@{host}{port}/{name}"
 
 
 class WebSocketServerProcess:

@@ -12,8 +12,8 @@ from tests.factories import make_group, make_user
 
 pytestmark = pytest.mark.django_db
 
-PREVIEW = "/admin/notifications/event/preview/"
-SEND_TEST = "/admin/notifications/event/send-test/"
+PREVIEW = "/admin/live_notifications/event/preview/"
+SEND_TEST = "/admin/live_notifications/event/send-test/"
 
 
 @pytest.fixture

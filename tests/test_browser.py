@@ -82,14 +82,14 @@ def test_admin_sends_from_the_admin_and_user_sees_it(
     user_page, admin_page = user_context.new_page(), admin_context.new_page()
     log_in(user_page, url, "alice")
 
-    admin_page.goto(f"{url}/admin/login/?next=/admin/notifications/event/add/")
+    admin_page.goto(f"{url}/admin/login/?next=/admin/live_notifications/event/add/")
     admin_page.fill("input[name=username]", "admin")
     admin_page.fill("input[name=password]", PASSWORD)
     admin_page.click("input[type=submit]")
     admin_page.fill("input[name=title]", "Coffee in the kitchen")
     admin_page.select_option("select[name=audience]", "everyone")
     admin_page.click("input[name=_save]")
-    admin_page.wait_for_url("**/admin/notifications/event/")
+    admin_page.wait_for_url("**/admin/live_notifications/event/")
 
     user_page.locator("li.notification h2", has_text="Coffee in the kitchen").wait_for(
         timeout=2_000
@@ -163,7 +163,7 @@ def test_admin_previews_the_audience_before_sending(
     make_user(username="alice")
     url = base_url(live_server, "127.0.0.1")
     page = browser.new_page()
-    page.goto(f"{url}/admin/login/?next=/admin/notifications/event/add/")
+    page.goto(f"{url}/admin/login/?next=/admin/live_notifications/event/add/")
     page.fill("input[name=username]", "admin")
     page.fill("input[name=password]", PASSWORD)
     page.click("input[type=submit]")

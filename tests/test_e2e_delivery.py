@@ -82,12 +82,12 @@ def test_admin_sends_an_event_through_the_add_form(ws_server):
     alice = make_user()
     browser = Client(enforce_csrf_checks=True)
     browser.force_login(admin)
-    page = browser.get("/admin/notifications/event/add/")
+    page = browser.get("/admin/live_notifications/event/add/")
     assert page.status_code == 200
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
     with subscriber(ws_server, alice) as ws:
         response = browser.post(
-            "/admin/notifications/event/add/",
+            "/admin/live_notifications/event/add/",
             {
                 "csrfmiddlewaretoken": token,
                 "title": "Maintenance tonight",

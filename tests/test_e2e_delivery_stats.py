@@ -57,7 +57,7 @@ def test_counters_match_what_clients_did_across_two_processes(ws_server, redis_p
     assert stats.first_read_at is not None
     browser = Client()
     browser.force_login(admin)
-    page = browser.get(f"/admin/notifications/event/{event.pk}/change/")
+    page = browser.get(f"/admin/live_notifications/event/{event.pk}/change/")
     assert "3 recipients, 2 delivered live, 1 read (first" in page.content.decode()
 
 

@@ -24,7 +24,7 @@ def admin_browser() -> Client:
 
 def retract_over_http(browser: Client, event_id: int) -> None:
     response = browser.post(
-        "/admin/notifications/event/",
+        "/admin/live_notifications/event/",
         {"action": "retract", "_selected_action": [event_id]},
     )
     assert response.status_code == 302
@@ -32,7 +32,7 @@ def retract_over_http(browser: Client, event_id: int) -> None:
 
 def delete_over_http(browser: Client, event_id: int) -> None:
     response = browser.post(
-        f"/admin/notifications/event/{event_id}/delete/", {"post": "yes"}
+        f"/admin/live_notifications/event/{event_id}/delete/", {"post": "yes"}
     )
     assert response.status_code == 302
 

@@ -71,7 +71,7 @@ def test_the_admin_form_takes_site_paths_and_bare_host_names(typed, saved):
     browser = Client()
     browser.force_login(make_user(staff=True, is_superuser=True))
     form = {"title": "Coffee", "level": "info", "audience": "everyone", "url": typed}
-    response = browser.post("/admin/notifications/event/send-test/", form)
+    response = browser.post("/admin/live_notifications/event/send-test/", form)
     assert response.status_code == 200, response.content
     assert Event.objects.get().url == saved
 
@@ -82,7 +82,7 @@ def test_the_admin_form_refuses_a_protocol_relative_link():
     browser = Client()
     browser.force_login(make_user(staff=True, is_superuser=True))
     form = {"title": "x", "level": "info", "audience": "everyone", "url": "//x.example"}
-    response = browser.post("/admin/notifications/event/preview/", form)
+    response = browser.post("/admin/live_notifications/event/preview/", form)
     assert response.status_code == 400
     [error] = response.json()["errors"]["url"]
     assert error["code"] == "invalid_link"

@@ -286,7 +286,7 @@ def test_notify_sends_to_each_kind_of_audience():
     cases = [
         (live.users(member, other), {member.pk, other.pk}),
         (live.groups(team), {member.pk}),
-        (live.permission("notifications.view_event"), {holder.pk, root.pk}),
+        (live.permission("live_notifications.view_event"), {holder.pk, root.pk}),
         (live.staff(), {admin.pk}),
         (live.superusers(), {root.pk}),
         (live.everyone(), everybody),

@@ -19,7 +19,7 @@ def run_admin_action(admin, action: str, event: Event) -> None:
     browser = Client()
     browser.force_login(admin)
     response = browser.post(
-        "/admin/notifications/event/",
+        "/admin/live_notifications/event/",
         {"action": action, "_selected_action": [event.pk]},
     )
     assert response.status_code == 302
