@@ -1,15 +1,18 @@
 """
-Push live events from application code to browsers: the public API.
+Sending from application code: notifications and live events, and the
+audiences they go to. Import these from ``notifications`` (the public API)::
 
-::
+    import notifications
 
-    from notifications import live
-
-    live.push("order.status", {"order": 1234, "status": "shipped"},
-              to=live.users(order.customer))
-    live.push("dashboard.counter", {"value": 57}, to=live.groups(sales))
-    live.push("document.edited", {"id": doc.pk}, to=live.viewers_of(doc))
-    live.notify("Your export is ready", url=export.url, to=live.users(request.user))
+    notifications.push("order.status", {"order": 1234, "status": "shipped"},
+                       to=notifications.users(order.customer))
+    notifications.push("dashboard.counter", {"value": 57},
+                       to=notifications.groups(sales))
+    notifications.push("document.edited", {"id": doc.pk},
+                       to=notifications.viewers_of(doc))
+    event_id = notifications.notify("Your export is ready", url=export.url,
+                                    to=notifications.users(request.user))
+    notifications.retract(event_id)
 
 An event type is declared in ``NOTIFICATIONS_EVENT_TYPES`` (see
 ``notifications.registry``) with its delivery class: durable (the default)
@@ -40,7 +43,7 @@ from django.db import models
 
 from . import services, wire
 from .conf import settings
-from .models import Audience, Level
+from .models import Audience, Event, Level
 from .registry import EventType, UndeclaredEventType, get_event_type
 from .usermodel import key_of
 
@@ -54,6 +57,7 @@ __all__ = [
     "permission",
     "push",
     "push_many",
+    "retract",
     "staff",
     "superusers",
     "users",
@@ -223,6 +227,22 @@ def notify(
         expires_at=expires_at,
     )
     return event.pk
+
+
+def retract(event_id: int, *, by: AbstractBaseUser | None = None) -> bool:
+    """
+    Take back the notification ``event_id`` (what ``notify()`` returned):
+    it leaves every inbox and resume now, in the caller's transaction, and
+    every open page once that commits; ``by`` is recorded as who did it.
+
+    Return False if it was retracted already. Raise ``ValueError`` if no
+    notification has that id (a push, once sent, can't be taken back).
+    """
+    try:
+        event = Event.objects.get(pk=event_id, push_type="")
+    except Event.DoesNotExist:
+        raise ValueError(f"no notification has the id {event_id!r}") from None
+    return services.retract_event(event=event, by=by)
 
 
 #: AudienceSpec field -> the Event audience it becomes.

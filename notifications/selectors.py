@@ -2,7 +2,9 @@
 Reads: who an event is for, a user's inbox, unread counts, what a client missed
 (notifications and durable pushes).
 
-All functions take keyword-only arguments and never write.
+All functions take keyword-only arguments and never write. ``__all__`` is
+what the ``notifications`` package exports (import it from there); the rest
+serves the app's own views and admin and the ws_server, and may change.
 """
 
 from collections.abc import Collection, Mapping
@@ -22,22 +24,7 @@ from .wire import UserKey, user_key
 #: Primary keys: a list, or a ``values("pk")`` queryset (kept a subquery).
 Ids = Collection[int] | QuerySet
 
-__all__ = [
-    "DeliveryStats",
-    "audience_users",
-    "delivery_stats",
-    "event_ids_after",
-    "events_by_id",
-    "events_with_audience",
-    "inbox",
-    "latest_event_id",
-    "latest_pushes_after",
-    "missed_event_ids",
-    "read_among",
-    "resolve_audience",
-    "unread_count",
-    "unread_counts",
-]
+__all__ = ["inbox", "unread_count"]
 
 
 def audience_users(*, event: Event) -> QuerySet:

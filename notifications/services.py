@@ -2,6 +2,10 @@
 Writes: sending events and changing read state.
 
 Each service runs in one transaction and publishes only after it commits.
+``__all__`` is what the ``notifications`` package exports (import it from
+there); the rest serves the app's own admin, ``notifications.live`` and the
+ws_server, and may change: projects send with ``notifications.notify()``,
+``push()`` and ``retract()``.
 """
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -23,20 +27,7 @@ from .payloads import audience_spec
 from .registry import BUILTIN_EVENT_TYPES, RETRACTED, EventType
 from .usermodel import key_of
 
-__all__ = [
-    "InboxChange",
-    "announce_retraction",
-    "dismiss",
-    "mark_all_read",
-    "mark_read",
-    "purge_pushes",
-    "record_deliveries",
-    "retract_event",
-    "send_event",
-    "send_push",
-    "send_pushes",
-    "validate_audience",
-]
+__all__ = ["InboxChange", "dismiss", "mark_all_read", "mark_read"]
 
 
 def validate_audience(

@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
-from notifications import live
+import notifications
 
 COUNTER_GROUP = "Engineering"
 
@@ -62,10 +62,10 @@ def orders_partial(request: HttpRequest) -> HttpResponse:
 @require_POST
 def ship_order(request: HttpRequest) -> JsonResponse:
     order = _next("demo-order")
-    live.push(
+    notifications.push(
         "demo.order",
         {"order": order, "status": "shipped"},
-        to=live.users(request.user),
+        to=notifications.users(request.user),
     )
     return JsonResponse({"order": order})
 
@@ -75,10 +75,10 @@ def ship_order(request: HttpRequest) -> JsonResponse:
 def bump_counter(request: HttpRequest) -> JsonResponse:
     value = _next("demo-counter")
     team = Group.objects.filter(name=COUNTER_GROUP).first()
-    to = live.users(request.user)
+    to = notifications.users(request.user)
     if team is not None:
-        to |= live.groups(team)
-    live.push("demo.counter", {"value": value}, to=to)
+        to |= notifications.groups(team)
+    notifications.push("demo.counter", {"value": value}, to=to)
     return JsonResponse({"value": value})
 
 

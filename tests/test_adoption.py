@@ -354,8 +354,8 @@ def session_cookie(site: Site) -> str:
 def notify_alice(site: Site, title: str) -> None:
     site.shell(
         "from django.contrib.auth import get_user_model\n"
-        "from notifications import live\n"
-        f"live.notify({title!r}, to=live.users(get_user_model().objects.get(username='alice')))",
+        "from notifications import notify, users\n"
+        f"notify({title!r}, to=users(get_user_model().objects.get(username='alice')))",
     )
 
 
@@ -458,9 +458,9 @@ def test_a_user_model_without_staff_or_groups_is_warned_about(site):
         assert f"the {audience!r} audience reaches nobody" in output
     assert "notifications.W001" in output
     counted = site.shell(
-        "from notifications import live\n"
+        "from notifications import notify, staff\n"
         "from notifications.models import Notification\n"
-        "event = live.notify('Staff only', to=live.staff())\n"
+        "event = notify('Staff only', to=staff())\n"
         "print(Notification.objects.filter(event_id=event).count())",
     )
     assert counted.strip() == "0"
