@@ -8,10 +8,15 @@ from urllib.parse import urlsplit
 import redis
 from django.apps import AppConfig
 from django.conf import settings as django_settings
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.db.migrations.recorder import MigrationRecorder
+from django.middleware.csrf import CsrfViewMiddleware
+from django.template import engines
+from django.template.backends.django import DjangoTemplates
+from django.utils.module_loading import import_string
 
 from .apps import NotificationsConfig
 from .conf import DEFAULTS, settings
@@ -22,6 +27,7 @@ __all__ = [
     "check_event_types",
     "check_hq_history",
     "check_package_conflict",
+    "check_request_handling",
     "check_settings",
     "check_user_model",
 ]
@@ -73,6 +79,79 @@ def check_package_conflict(
             id="notifications.E002",
         )
     ]
+
+
+REQUEST_PROCESSOR = "django.template.context_processors.request"
+
+
+@register()
+def check_request_handling(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """
+    What the views, the template tags and the ws_server need of the project:
+    ``notifications.E004`` no session middleware (users are who their session
+    says, in Django and in the ws_server's handshake); ``notifications.W004``
+    no request context processor (the tags read the page's request);
+    ``notifications.W005`` no CSRF middleware (it sets the cookie the bell's
+    POSTs need on the host's pages; the app's own views protect themselves).
+    """
+    messages: list[CheckMessage] = []
+    if not _has_middleware(SessionMiddleware):
+        messages.append(
+            Error(
+                "MIDDLEWARE has no SessionMiddleware: no user is signed in, "
+                "and the WebSocket server authenticates browsers by their "
+                "session.",
+                hint="Add 'django.contrib.sessions.middleware.SessionMiddleware' "
+                "to MIDDLEWARE, before AuthenticationMiddleware.",
+                id="notifications.E004",
+            )
+        )
+    if not _has_request_processor():
+        messages.append(
+            Warning(
+                f"No DjangoTemplates engine has the {REQUEST_PROCESSOR!r} "
+                "context processor: {% notifications_bell %} and "
+                "{% live_config %} fail to render without the page's request.",
+                hint=f"Add {REQUEST_PROCESSOR!r} to TEMPLATES' "
+                "OPTIONS['context_processors'].",
+                id="notifications.W004",
+            )
+        )
+    if not _has_middleware(CsrfViewMiddleware):
+        messages.append(
+            Warning(
+                "MIDDLEWARE has no CsrfViewMiddleware: pages carrying "
+                "{% notifications_bell %} don't set the CSRF cookie, so its "
+                "Mark read and Dismiss are refused (403) until the user opens "
+                "the inbox page.",
+                hint="Add 'django.middleware.csrf.CsrfViewMiddleware' to MIDDLEWARE.",
+                id="notifications.W005",
+            )
+        )
+    return messages
+
+
+def _has_middleware(base: type) -> bool:
+    """Whether MIDDLEWARE has ``base`` or a subclass of it."""
+    for path in django_settings.MIDDLEWARE:
+        try:
+            middleware = import_string(path)
+        except ImportError:
+            continue  # Django's own start-up reports it
+        if isinstance(middleware, type) and issubclass(middleware, base):
+            return True
+    return False
+
+
+def _has_request_processor() -> bool:
+    """Whether some Django template engine puts ``request`` in the context."""
+    return any(
+        REQUEST_PROCESSOR in engine.engine.context_processors
+        for engine in engines.all()
+        if isinstance(engine, DjangoTemplates)
+    )
 
 
 #: django-notifications-hq's app label: its rows in django_migrations.

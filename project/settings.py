@@ -46,6 +46,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "notifications",
     "ws_server",
+    # The demo's users command and page styles: not in the distribution.
+    "project.demo",
 ]
 
 MIDDLEWARE = [

@@ -1,11 +1,19 @@
 """System checks: the installation and the settings, at start-up."""
 
+import copy
+
 import pytest
+from django.conf import settings
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.checks import run_checks
 from django.test import override_settings
 
 import notifications
-from notifications.checks import check_package_conflict, check_settings
+from notifications.checks import (
+    check_package_conflict,
+    check_request_handling,
+    check_settings,
+)
 
 
 def test_django_notifications_hq_in_the_same_package_is_an_error(tmp_path, monkeypatch):
@@ -64,6 +72,67 @@ def test_a_misspelt_setting_is_warned_about():
         [warning] = check_settings()
     assert warning.id == "notifications.W002"
     assert "NOTIFICATIONS_RESUME_LIMT" in warning.msg
+
+
+def without_middleware(name: str) -> override_settings:
+    return override_settings(
+        MIDDLEWARE=[path for path in settings.MIDDLEWARE if path != name]
+    )
+
+
+def without_request_processor() -> override_settings:
+    templates = copy.deepcopy(settings.TEMPLATES)
+    processors = templates[0]["OPTIONS"]["context_processors"]
+    processors.remove("django.template.context_processors.request")
+    return override_settings(TEMPLATES=templates)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected", "says"),
+    [
+        (
+            without_middleware("django.contrib.sessions.middleware.SessionMiddleware"),
+            "notifications.E004",
+            "no SessionMiddleware",
+        ),
+        (
+            without_request_processor(),
+            "notifications.W004",
+            "'django.template.context_processors.request' context processor",
+        ),
+        (
+            without_middleware("django.middleware.csrf.CsrfViewMiddleware"),
+            "notifications.W005",
+            "no CsrfViewMiddleware",
+        ),
+    ],
+    ids=["sessions", "request-context-processor", "csrf"],
+)
+def test_what_the_pages_and_the_server_need_of_the_project(change, expected, says):
+    """A project without session middleware (nobody is signed in), without the
+    request context processor (the bell's tag raises KeyError) or without
+    CSRF middleware (the bell's POSTs get 403) hears it from manage.py
+    check, naming the setting, instead of from a broken page."""
+    assert check_request_handling() == []
+    with change:
+        [message] = check_request_handling()
+    assert message.id == expected
+    assert says in message.msg
+
+
+def test_a_subclass_of_the_session_middleware_counts():
+    """Projects extend SessionMiddleware; the check looks at classes, not names."""
+    sessions = "django.contrib.sessions.middleware.SessionMiddleware"
+    middleware = [
+        "tests.test_checks.ProjectSessionMiddleware" if path == sessions else path
+        for path in settings.MIDDLEWARE
+    ]
+    with override_settings(MIDDLEWARE=middleware):
+        assert check_request_handling() == []
+
+
+class ProjectSessionMiddleware(SessionMiddleware):
+    """A project's own session middleware."""
 
 
 @pytest.mark.django_db  # Django 6 runs the model checks against the database

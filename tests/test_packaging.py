@@ -16,9 +16,10 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_the_wheel_holds_the_apps_their_files_and_ranges(tmp_path):
-    """Templates, static files, migrations and the runwsserver command are in;
-    the demo project, tests, bench and scripts are not; dependencies are
-    ranges, not the demo's pins."""
+    """Templates, static files, migrations, the runwsserver command and
+    py.typed are in; the demo project (its demo_users command, its styles),
+    tests, bench and scripts are not; dependencies are ranges, not the
+    demo's pins."""
     wheel = build_wheel(tmp_path)
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
@@ -33,10 +34,16 @@ def test_the_wheel_holds_the_apps_their_files_and_ranges(tmp_path):
         "notifications/static/notifications/widget.css",
         "notifications/migrations/0001_initial.py",
         "ws_server/management/commands/runwsserver.py",
+        "notifications/py.typed",
+        "ws_server/py.typed",
     ):
         assert name in names, name
     # The demo's login page would shadow the host project's.
     assert not any("registration/" in name for name in names)
+    # Run by mistake, the demo's users command would make any user named
+    # "admin" a superuser with a new password; its page styles are its own.
+    assert not [name for name in names if "demo" in name], names
+    assert "notifications/static/notifications/notifications.css" not in names
     requires = fields.get_all("Requires-Dist")
     assert {re.match(r"[\w.-]+", r).group() for r in requires} >= {
         "Django",
