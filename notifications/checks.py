@@ -36,6 +36,8 @@ __all__ = [
 #: Settings where 0 has a meaning: no cap per address; metrics on the
 #: WebSocket port.
 ZERO_ALLOWED = frozenset({"WS_MAX_CONNECTIONS_PER_ADDRESS", "METRICS_PORT"})
+#: Settings that are TCP ports.
+PORTS = frozenset({"METRICS_PORT", "WS_PORT"})
 
 
 @register()
@@ -267,7 +269,7 @@ def _setting_problem(name: str, value: Any) -> str | None:
             return f"{value!r} is not a whole number"
         if value < 0 or (value == 0 and name not in ZERO_ALLOWED):
             return f"{value!r} must be above 0"
-        if name == "METRICS_PORT" and value > 65_535:
+        if name in PORTS and value > 65_535:
             return f"{value!r} is not a TCP port"
         return None
     if isinstance(default, str):

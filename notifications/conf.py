@@ -22,8 +22,11 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_PREFIX": "notifications",
     # Approximate cap on the Redis stream's length (XADD MAXLEN ~).
     "STREAM_MAXLEN": 10_000,
-    # Public WebSocket URL for browsers; "" means the page's host on port 8001.
+    # Public WebSocket URL for browsers; "" means the page's host on WS_PORT.
     "WS_URL": "",
+    # The port runwsserver binds unless --port says otherwise, and the one
+    # pages connect to when WS_URL is empty: one setting moves both.
+    "WS_PORT": 8001,
     # Origins allowed to open a WebSocket (cross-site WebSocket hijacking).
     "WS_ORIGINS": [],
     # Lifetime of a WebSocket ticket, in seconds.

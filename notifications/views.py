@@ -56,14 +56,14 @@ def api_login_required(
 
 
 def websocket_url(request: HttpRequest) -> str:
-    """The configured public WebSocket URL, or this host on port 8001."""
+    """The configured public WebSocket URL, or this host on WS_PORT."""
     if settings.WS_URL:
         return settings.WS_URL
     scheme = "wss" if request.is_secure() else "ws"
     hostname = urlsplit(f"//{request.get_host()}").hostname or "localhost"
     if ":" in hostname:
         hostname = f"[{hostname}]"
-    return f"{scheme}://{hostname}:8001/ws"
+    return f"{scheme}://{hostname}:{settings.WS_PORT}/ws"
 
 
 def live_config(request: HttpRequest) -> dict[str, str]:

@@ -68,7 +68,12 @@ def main() -> int:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--http-port", type=int, default=8000, help="Django's port")
-    parser.add_argument("--ws-port", type=int, default=8001, help="WebSocket port")
+    parser.add_argument(
+        "--ws-port",
+        type=int,
+        default=int(os.environ.get("NOTIFICATIONS_WS_PORT", "8001")),
+        help="WebSocket port (default: NOTIFICATIONS_WS_PORT, else 8001)",
+    )
     return parser.parse_args()
 
 
@@ -89,9 +94,8 @@ def serve(http_port: int, ws_port: int) -> int:
         "NOTIFICATIONS_WS_ORIGINS",
         f"http://127.0.0.1:{http_port},http://localhost:{http_port}",
     )
-    if ws_port != 8001:
-        # The page's default WebSocket URL is its own host on port 8001.
-        os.environ.setdefault("NOTIFICATIONS_WS_URL", f"ws://127.0.0.1:{ws_port}/ws")
+    # Where runwsserver listens and pages connect (on their own host).
+    os.environ["NOTIFICATIONS_WS_PORT"] = str(ws_port)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")  # keep the logs interleaved
     stop = StopRequest()
     signal.signal(signal.SIGINT, stop)

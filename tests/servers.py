@@ -129,8 +129,11 @@ class WebSocketServerProcess:
             **self.extra_env,
         }
 
-    def start(self, port: int = 0) -> None:
-        """Start the process; return once it is ready (or, if not expected, live)."""
+    def start(self, port: int | None = 0) -> None:
+        """
+        Start the process; return once it is ready (or, if not expected,
+        live). ``port`` None: no ``--port``, the command's default.
+        """
         if self not in WebSocketServerProcess.started:
             WebSocketServerProcess.started.append(self)
         # Started again (after kill()): the earlier run's lines don't count.
@@ -142,8 +145,7 @@ class WebSocketServerProcess:
                 "runwsserver",
                 "--host",
                 "127.0.0.1",
-                "--port",
-                str(port),
+                *([] if port is None else ["--port", str(port)]),
                 *self.args,
             ],
             cwd=BASE_DIR,

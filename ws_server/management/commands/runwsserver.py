@@ -22,7 +22,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="Interface to bind.")
         parser.add_argument(
-            "--port", type=int, default=8001, help="Port to bind; 0 picks a free one."
+            "--port",
+            type=int,
+            default=settings.WS_PORT,
+            help="Port to bind (default: NOTIFICATIONS_WS_PORT, 8001 unless "
+            "set); 0 picks a free one.",
         )
         parser.add_argument(
             "--workers",
