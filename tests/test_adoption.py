@@ -109,6 +109,9 @@ VARIANTS = {
     "uuid-users": CUSTOM_USER,
     "string-key-users": CUSTOM_USER,
     "minimal-users": CUSTOM_USER,
+    # Shaped like cookiecutter-django: a settings package (SPLIT_SETTINGS)
+    # and a user model of its own.
+    "cookiecutter": CUSTOM_USER,
 }
 
 USER_MODELS = {
@@ -149,7 +152,22 @@ class User(AbstractBaseUser):
     USERNAME_FIELD = "username"
     objects = BaseUserManager()
 """,
+    # cookiecutter-django's: one name instead of a first and a last.
+    "cookiecutter": """
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class User(AbstractUser):
+    name = models.CharField(blank=True, max_length=255)
+    first_name = None
+    last_name = None
+""",
 }
+
+#: The variants whose settings are a package: base.py, and local.py that
+#: manage.py uses, with docs/install.md's split-settings snippets.
+SPLIT_SETTINGS = {"cookiecutter"}
 
 #: The script-name variant's WSGI server: the project mounted at /site, as a
 #: proxy or a WSGI server with a mount point presents it (SCRIPT_NAME set,
@@ -232,18 +250,32 @@ def site(request, virtualenv, tmp_path_factory, redis_prefix) -> Iterator[Site]:
 
     # Step 2: the documented settings, then this test's own values (its
     # ports, its Redis and key prefix, so parallel runs don't meet).
-    settings_file = directory / "mysite" / "settings.py"
-    settings_file.write_text(
-        settings_file.read_text()
-        + "\n"
-        + quick_start_snippet("settings")
-        + f"NOTIFICATIONS_REDIS_URL = {settings.REDIS_URL!r}\n"
-        + f"NOTIFICATIONS_REDIS_PREFIX = {redis_prefix + '-adoption'!r}\n"
-        + f"NOTIFICATIONS_WS_ORIGINS = [{origin!r}]\n"
-        + f"NOTIFICATIONS_WS_URL = {ws_url!r}\n"
+    own = (
+        f"NOTIFICATIONS_REDIS_PREFIX = {redis_prefix + '-adoption'!r}\n"
         + "TEMPLATES[0]['DIRS'] = [BASE_DIR / 'templates']\n"
         + VARIANTS[variant].format(redis=settings.REDIS_URL, prefix=redis_prefix)
     )
+    if variant in SPLIT_SETTINGS:
+        split_settings(
+            directory,
+            base=quick_start_snippet("split-base")
+            + f"REDIS_URL = {settings.REDIS_URL!r}\n"
+            + own,
+            local=quick_start_snippet("split-local")
+            + f"NOTIFICATIONS_WS_ORIGINS = [{origin!r}]\n"
+            + f"NOTIFICATIONS_WS_PORT = {ws_port}\n",
+        )
+    else:
+        settings_file = directory / "mysite" / "settings.py"
+        settings_file.write_text(
+            settings_file.read_text()
+            + "\n"
+            + quick_start_snippet("settings")
+            + f"NOTIFICATIONS_REDIS_URL = {settings.REDIS_URL!r}\n"
+            + f"NOTIFICATIONS_WS_ORIGINS = [{origin!r}]\n"
+            + f"NOTIFICATIONS_WS_URL = {ws_url!r}\n"
+            + own
+        )
     # Step 3: the URL include, and a home page for the template of step 4.
     urls_file = directory / "mysite" / "urls.py"
     urls_file.write_text(
@@ -304,7 +336,9 @@ def site(request, virtualenv, tmp_path_factory, redis_prefix) -> Iterator[Site]:
             stderr=subprocess.DEVNULL,
         ),
         subprocess.Popen(
-            [python, "manage.py", "runwsserver", "--port", str(ws_port)],
+            # Split settings name the port (NOTIFICATIONS_WS_PORT) instead.
+            [python, "manage.py", "runwsserver"]
+            + ([] if variant in SPLIT_SETTINGS else ["--port", str(ws_port)]),
             cwd=directory,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -324,6 +358,30 @@ def site(request, virtualenv, tmp_path_factory, redis_prefix) -> Iterator[Site]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def split_settings(directory: Path, *, base: str, local: str) -> None:
+    """
+    Turn the stock project's settings into a package, as cookiecutter-django
+    has them: ``base.py`` (the stock settings, then ``base``), ``local.py``
+    importing it (then ``local``), and manage.py using ``local``.
+    """
+    stock = directory / "mysite" / "settings.py"
+    package = directory / "mysite" / "settings"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    one_level_deeper = stock.read_text().replace(
+        "Path(__file__).resolve().parent.parent",
+        "Path(__file__).resolve().parent.parent.parent",
+    )
+    assert "parent.parent.parent" in one_level_deeper, "BASE_DIR not found"
+    (package / "base.py").write_text(one_level_deeper + "\n" + base)
+    (package / "local.py").write_text("from .base import *  # noqa\n\n" + local)
+    stock.unlink()
+    manage = directory / "manage.py"
+    text = manage.read_text()
+    assert "'mysite.settings'" in text, text
+    manage.write_text(text.replace("'mysite.settings'", "'mysite.settings.local'"))
 
 
 def session_cookie(site: Site) -> str:
@@ -365,8 +423,8 @@ def test_the_documented_quick_start_works_in_a_stock_project(site):
     sent with notify() in the project's shell arrives: in the stock project;
     served under a path (SCRIPT_NAME); with its sessions in a Redis cache
     (alone, and in front of the database); with a custom user model keyed by
-    UUID, or by a string; and with one that has no is_staff, groups or
-    permissions."""
+    UUID, or by a string; with one that has no is_staff, groups or
+    permissions; and shaped like cookiecutter-django (split settings)."""
     cookie = session_cookie(site)
     mount = urlsplit(site.url).path
     home = urllib.request.Request(
@@ -464,3 +522,31 @@ def test_a_user_model_without_staff_or_groups_is_warned_about(site):
         "print(Notification.objects.filter(event_id=event).count())",
     )
     assert counted.strip() == "0"
+
+
+@pytest.mark.parametrize("site", ["cookiecutter"], indirect=True)
+def test_a_cookiecutter_shaped_project_takes_the_split_settings(site):
+    """A project shaped like cookiecutter-django's (settings package with
+    base.py and local.py, manage.py on local, its own user model, REDIS_URL
+    in base) takes the guide's split-settings lines as written: manage.py
+    check has nothing to say about the app, the app reads the project's
+    REDIS_URL, and runwsserver listens on NOTIFICATIONS_WS_PORT (the quick
+    start test above receives a notification through it)."""
+    checked = subprocess.run(
+        [site.python, "manage.py", "check"],
+        cwd=site.directory,
+        env=site.env,
+        capture_output=True,
+        text=True,
+        timeout=STEP_TIMEOUT,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "notifications." not in checked.stdout + checked.stderr
+    seen = site.shell(
+        "from django.conf import settings\n"
+        "from notifications.conf import settings as app\n"
+        "print(settings.SETTINGS_MODULE, settings.AUTH_USER_MODEL, "
+        "app.REDIS_URL == settings.REDIS_URL, app.WS_PORT)"
+    )
+    port = urlsplit(site.ws_url).port
+    assert seen.split() == ["mysite.settings.local", "accounts.User", "True", str(port)]
