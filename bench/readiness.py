@@ -37,20 +37,29 @@ HOST = "127.0.0.1"
 
 
 def wait_until_serving(
-    server: Child, spec: ServerSpec, port: int, *, origin: str, session_key: str
+    server: Child,
+    spec: ServerSpec,
+    port: int,
+    *,
+    origin: str,
+    session_key: str,
+    slowdown: float = 1,
 ) -> None:
-    """Return once ``server`` serves on ``port``; raise with its log otherwise."""
+    """
+    Return once ``server`` serves on ``port``; raise with its log otherwise.
+    ``slowdown``: how many times slower than usual it runs (under valgrind).
+    """
     if spec.readiness == "readyz":
         server.wait_until(
             lambda: _every_worker_ready(server, port, spec.workers),
             what="never answered 200 on GET /readyz",
-            timeout=SERVE_TIMEOUT,
+            timeout=SERVE_TIMEOUT * slowdown,
         )
     else:
         server.wait_until(
             lambda: _welcomed(port, origin=origin, session_key=session_key),
             what="never welcomed a client",
-            timeout=SERVE_TIMEOUT,
+            timeout=SERVE_TIMEOUT * slowdown,
         )
 
 

@@ -32,8 +32,8 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from typing import Any
 from django.db.models import Count
 
 from bench.fixtures import activate_users, clear_events
+from bench.instructions import InstructionCounter, under_callgrind
 from bench.loadclients import LoadClients
 from bench.measure import (
     CpuMeter,
@@ -66,6 +67,8 @@ WARMUP_CONNECTIONS = 10
 STORM_MISSED = 5
 STORM_CONCURRENCY = 1000
 SETTLE_SECONDS = 1.0
+#: How much longer a server takes to start under callgrind (not counting).
+CALLGRIND_SLOWDOWN = 10
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,9 @@ class Bench:
     quiet_wait: float = 0.0
     #: Record the server with py-spy during the connect and burst phases.
     profile: bool = False
+    #: Count the server's instructions in the connect and storm phases
+    #: (bench/instructions.py).
+    instructions: bool = False
 
 
 def run_scenario(bench: Bench, spec: ServerSpec, plan: Plan) -> dict[str, Any]:
@@ -144,17 +150,13 @@ def run_scenario(bench: Bench, spec: ServerSpec, plan: Plan) -> dict[str, Any]:
         # prefix would recompile Django and every package at each start,
         # which leaves megabytes in the warm RSS and skews KiB/connection.
         env["PYTHONPATH"] = str(checkout)
-    server = bench.children.start(
-        name,
-        [
-            part.format(
-                port=port, redis_url=bench.env["REDIS_URL"], stream=bench.stream
-            )
-            for part in spec.command
-        ],
-        env=env,
-        cwd=checkout,
-    )
+    command = [
+        part.format(port=port, redis_url=bench.env["REDIS_URL"], stream=bench.stream)
+        for part in spec.command
+    ]
+    if bench.instructions:
+        command = under_callgrind(command, bench.run_dir / f"{name}.callgrind")
+    server = bench.children.start(name, command, env=env, cwd=checkout)
     try:
         wait_until_serving(
             server,
@@ -162,6 +164,7 @@ def run_scenario(bench: Bench, spec: ServerSpec, plan: Plan) -> dict[str, Any]:
             port,
             origin=bench.origin,
             session_key=_first_session(bench.sessions_file),
+            slowdown=CALLGRIND_SLOWDOWN if bench.instructions else 1,
         )
         clients = LoadClients(
             bench.children,
@@ -216,6 +219,8 @@ class Measurement:
             sources[f"client{k}"] = process.cpu_seconds
         self.meter = CpuMeter(sources)
         self.shares: list[int] = []
+        #: Instructions the server executed in each counted phase.
+        self.instructions: dict[str, int] = {}
 
     def run(self) -> dict[str, Any]:
         """
@@ -280,6 +285,18 @@ class Measurement:
             "storm": storm,
             "kinds": by_kind,
             "order": list(order),
+            **self._instructions_per_handshake(ready, storm["ready"]),
+        }
+
+    def _instructions_per_handshake(self, ready: int, resumed: int) -> dict[str, Any]:
+        """With ``--instructions``, what a new and a resuming handshake cost."""
+        if not self.instructions:
+            return {}
+        return {
+            "instructions_per_handshake": {
+                "connect": round(self.instructions["connect"] / max(ready, 1)),
+                "storm": round(self.instructions["storm"] / max(resumed, 1)),
+            }
         }
 
     def _warm_up(self) -> None:
@@ -317,7 +334,8 @@ class Measurement:
         connect, cpu = self._connect(
             last_id=newest[-1] if newest else None,
             phase="storm",
-            concurrency=STORM_CONCURRENCY,
+            # Counting instructions, a slowed server would refuse a storm.
+            concurrency=None if self.bench.instructions else STORM_CONCURRENCY,
         )
         path = (
             self.bench.run_dir / f"{self.spec.name}-{self.plan.connections}-storm.bin"
@@ -416,14 +434,22 @@ class Measurement:
                 snapshots.append(self.meter.snapshot())
         return seqs, stamps, snapshots
 
-    def _profiled(self, phase: str) -> AbstractContextManager[object]:
-        if not self.bench.profile:
-            return nullcontext()
-        path = (
-            self.bench.run_dir
-            / f"{self.spec.name}-{self.plan.connections}-{phase}.pyspy.txt"
-        )
-        return Profiler(self.server.pid, path)
+    @contextmanager
+    def _profiled(self, phase: str) -> Iterator[None]:
+        """Record the server during ``phase``, if the run asks for it."""
+        name = f"{self.spec.name}-{self.plan.connections}"
+        if self.bench.instructions and phase in ("connect", "storm"):
+            output = self.bench.run_dir / f"{name}.callgrind"
+            with InstructionCounter(self.server.pid, output) as counter:
+                yield
+            assert counter.instructions is not None
+            self.instructions[phase] = counter.instructions
+        elif self.bench.profile:
+            path = self.bench.run_dir / f"{name}-{phase}.pyspy.txt"
+            with Profiler(self.server.pid, path):
+                yield
+        else:
+            yield
 
     def _wait_for(self, events: int) -> None:
         """Wait until every ready connection has ``events`` frames, or time out."""

@@ -54,6 +54,13 @@ ACK_MODES = {"off": False, "on": True}
 #: After each burst of a run with acknowledgements, measure CPU this long:
 #: the clients' 0.25 s delay, the server's one-second batch, its writing.
 ACK_TAIL = 3.0
+#: Under --instructions (bench/instructions.py) the server runs tens of times
+#: slower: few handshakes in flight, a long database timeout (the handshake
+#: deadline), and few events, so that the counted handshakes are the ones a
+#: server at full speed would make, none refused as too slow.
+INSTRUCTIONS_CONCURRENCY = 10
+INSTRUCTIONS_DB_TIMEOUT = 600
+INSTRUCTIONS_EVENTS = 3
 SESSION_ENGINES = {
     "cache": "django.contrib.sessions.backends.cache",
     "db": "django.contrib.sessions.backends.db",
@@ -94,7 +101,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--load-clients", type=int, default=2, help="load-client processes"
     )
     parser.add_argument(
-        "--concurrency", type=int, default=100, help="handshakes in flight"
+        "--concurrency",
+        type=int,
+        help=f"handshakes in flight (default 100; {INSTRUCTIONS_CONCURRENCY} "
+        "with --instructions)",
     )
     parser.add_argument(
         "--database-url",
@@ -126,6 +136,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--profile",
         action="store_true",
         help="py-spy the servers (numbers then skewed)",
+    )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count the servers' instructions per handshake with callgrind "
+        "(the other numbers then skewed)",
     )
     parser.add_argument(
         "--quiet-wait", type=float, default=60.0,
@@ -161,6 +177,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     options.ack = tuple(ACK_MODES[mode] for mode in dict.fromkeys(acks))
     if len(options.ack) > 1:
         options.no_report = True
+    if options.concurrency is None:
+        options.concurrency = INSTRUCTIONS_CONCURRENCY if options.instructions else 100
+    if options.instructions:
+        options.no_report = True
+        options.quiet_wait = 0.0  # counts don't depend on the machine's load
     options.time_limit = options.time_limit or (150 if options.smoke else 1800)
     return options
 
@@ -227,6 +248,7 @@ def run(
         keep_dumps=options.keep_dumps,
         quiet_wait=options.quiet_wait,
         profile=options.profile,
+        instructions=options.instructions,
     )
     measurements = []
     try:
@@ -293,6 +315,9 @@ def make_plan(
     from bench.scenario import Plan
 
     burst = 50 if options.smoke else min(200, max(10, 300_000 // size))
+    latency = 10 if options.smoke else 30
+    if options.instructions:
+        burst = latency = INSTRUCTIONS_EVENTS
     if channels:
         burst = max(5, burst // 5)
     kinds = (NOTIFICATION,) if channels else options.events
@@ -302,7 +327,7 @@ def make_plan(
         connections=size,
         load_clients=options.load_clients,
         concurrency=options.concurrency,
-        latency_events=10 if options.smoke else 30,
+        latency_events=latency,
         latency_interval=0.05 + size * 30e-6,
         burst_events=burst,
         phase_timeout=10 if options.smoke else 30,
@@ -336,6 +361,11 @@ def bench_env(
         # Declared as a project declares its own (read by project/settings.py).
         "NOTIFICATIONS_EVENT_TYPES": json.dumps(pushtypes.EVENT_TYPES),
         "LOG_LEVEL": "INFO",
+        **(
+            {"NOTIFICATIONS_DB_TIMEOUT": str(INSTRUCTIONS_DB_TIMEOUT)}
+            if options.instructions
+            else {}
+        ),
     }
 
 
@@ -385,6 +415,12 @@ def measure_django_costs(
 def one_line(result: dict[str, Any]) -> str:
     kinds = "; ".join(_kind_line(kind, n) for kind, n in result["kinds"].items())
     recorded = result["recorded"]
+    counted = result.get("instructions_per_handshake")
+    if counted:
+        kinds += (
+            f"; instructions a handshake: {counted['connect']:,} new, "
+            f"{counted['storm']:,} resuming"
+        )
     return (
         f"{result['ready']}/{result['connections']} ready at {result['connect_per_s']}/s, "
         f"{result['kib_per_connection']} KiB/conn, {kinds}; losses {result['losses']}, "
