@@ -6,7 +6,7 @@ from types import SimpleNamespace
 from notifications.wire import AudienceSpec
 from ws_server.auth import Principal
 from ws_server.core import Subscriber
-from ws_server.hub import Hub, includes
+from ws_server.hub import Hub, Index, includes
 
 
 def client(
@@ -32,9 +32,9 @@ def client(
 
 def hub_with(*clients: Subscriber) -> Hub[Subscriber]:
     """A hub routing ``clients``, with their owner's index by user."""
-    by_user: dict[object, set[Subscriber]] = {}
+    by_user: Index[object, Subscriber] = Index()
     for c in clients:
-        by_user.setdefault(c.principal.user_id, set()).add(c)
+        by_user.add(c.principal.user_id, c)
     hub = Hub(by_user)
     for c in clients:
         hub.add(c)
@@ -165,3 +165,23 @@ def test_permission_index_follows_updates():
     assert not hub.recipients(audience)
     hub.discard(holder)
     assert not hub._by_permission
+
+
+def test_an_index_keeps_one_connection_as_itself_and_more_in_a_set():
+    """A user's only connection is stored without a set; a second one makes
+    a set, and the key goes with the last connection."""
+    index: Index[int, object] = Index()
+    first, second = object(), object()
+    index.add(1, first)
+    index.add(1, first)
+    assert list(index.get(1)) == [first]
+    assert index._items[1] is first
+    index.add(1, second)
+    assert set(index.get(1)) == {first, second}
+    index.discard(1, first)
+    assert index._items[1] is second
+    index.discard(1, first)
+    assert list(index.get(1)) == [second]
+    index.discard(1, second)
+    assert index.get(1) == ()
+    assert index._items == {}

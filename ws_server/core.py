@@ -52,7 +52,7 @@ from notifications.wire import (
 
 from . import metrics
 from .auth import AuthenticationFailed, Principal
-from .hub import Hub, forget, includes
+from .hub import Hub, Index, includes
 from .ledger import Ledger
 from .revocations import Revocations
 
@@ -199,11 +199,11 @@ class Core:
         #: before it is closed with "try again later".
         self.doubt_timeout = doubt_timeout
         #: Every registered connection, routed or not, by user.
-        self._by_user: dict[UserKey, set[Subscriber]] = {}
+        self._by_user: Index[UserKey, Subscriber] = Index()
         self.hub: Hub[Subscriber] = Hub(self._by_user)
         #: Registered connections that are not routed (see the module docstring).
         self._special: set[Subscriber] = set()
-        self._by_session: dict[str, set[Subscriber]] = {}
+        self._by_session: Index[str, Subscriber] = Index()
         #: Counts what put connections in doubt; a re-check settles the
         #: doubts that were raised before it started.
         self.generation = 0
@@ -224,7 +224,7 @@ class Core:
         return [*self.hub, *self._special]
 
     def count_of_user(self, user_id: UserKey) -> int:
-        return len(self._by_user.get(user_id, ()))
+        return len(self._by_user.get(user_id))
 
     def register(
         self, connection: Any, principal: Principal, checked_at: float, now: float
@@ -237,8 +237,8 @@ class Core:
         sub = Subscriber(connection, principal, checked_at)
         sub.checked_generation = self.generation
         self._special.add(sub)
-        self._by_user.setdefault(principal.user_id, set()).add(sub)
-        self._by_session.setdefault(principal.session_digest, set()).add(sub)
+        self._by_user.add(principal.user_id, sub)
+        self._by_session.add(principal.session_digest, sub)
         if self.revocations.is_ended(principal.session_digest, now):
             return sub, self.close(sub, CloseCode.SESSION_REVOKED, "session ended")
         if checked_at < self.lost_before or self.revocations.changed_since(
@@ -321,8 +321,8 @@ class Core:
             return
         self._special.discard(sub)
         self.hub.discard(sub)
-        forget(self._by_user, sub.principal.user_id, sub)
-        forget(self._by_session, sub.principal.session_digest, sub)
+        self._by_user.discard(sub.principal.user_id, sub)
+        self._by_session.discard(sub.principal.session_digest, sub)
 
     # The stream.
 
@@ -343,15 +343,13 @@ class Core:
                 actions += self._user_frame(message)
             elif isinstance(message, SessionEnded):
                 self.revocations.session_ended(message.session, now)
-                for sub in list(self._by_session.get(message.session, ())):
+                for sub in list(self._by_session.get(message.session)):
                     actions += self.close(
                         sub, CloseCode.SESSION_REVOKED, "session ended"
                     )
             elif isinstance(message, UserChanged):
                 self.revocations.user_changed(message.user_id, now)
-                actions += self._doubt(
-                    list(self._by_user.get(message.user_id, ())), now
-                )
+                actions += self._doubt(list(self._by_user.get(message.user_id)), now)
             elif isinstance(message, GroupChanged):
                 self.revocations.group_changed(message.group_id, now)
                 actions += self._doubt(
@@ -515,7 +513,7 @@ class Core:
 
     def _user_frame(self, message: UserFrame) -> list[Action]:
         routed: list[Subscriber] = []
-        for sub in self._by_user.get(message.user_id, ()):
+        for sub in self._by_user.get(message.user_id):
             if sub.routed:
                 routed.append(sub)
             else:

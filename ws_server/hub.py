@@ -9,14 +9,14 @@ for the ``recipients`` of each event.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator
 from typing import Generic, Protocol, TypeVar
 
 from notifications.wire import AudienceSpec, UserKey
 
 from .auth import Principal
 
-__all__ = ["Hub", "forget", "includes"]
+__all__ = ["Hub", "Index", "includes"]
 
 K = TypeVar("K", bound=int | str)
 
@@ -28,16 +28,59 @@ class Indexed(Protocol):
 C = TypeVar("C", bound=Indexed)
 
 
+class Index(Generic[K, C]):
+    """
+    Connections by a key that nearly always has one: a user, a session.
+
+    A key's only connection is kept as it is, and a set only from the second
+    one on: an index of one-element sets would cost 216 bytes a connection
+    for each of them, a tenth of the core's bookkeeping.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        self._items: dict[K, C | set[C]] = {}
+
+    def get(self, key: K) -> Collection[C]:
+        """The connections under ``key`` (a snapshot only when it is one)."""
+        items = self._items.get(key)
+        if items is None:
+            return ()
+        if isinstance(items, set):
+            return items
+        return (items,)
+
+    def add(self, key: K, client: C) -> None:
+        items = self._items.get(key)
+        if items is None:
+            self._items[key] = client
+        elif isinstance(items, set):
+            items.add(client)
+        elif items is not client:
+            self._items[key] = {items, client}
+
+    def discard(self, key: K, client: C) -> None:
+        """Remove ``client`` from ``key``, and the key once it has none."""
+        items = self._items.get(key)
+        if items is client:
+            del self._items[key]
+        elif isinstance(items, set):
+            items.discard(client)
+            if len(items) == 1:
+                self._items[key] = items.pop()
+
+
 class Hub(Generic[C]):
     """
     The routed connections, indexed by what audiences select on.
 
     Connections by user are the owner's index of every connection, routed
     or not (``by_user``): the hub picks the routed ones from it rather than
-    keep a second set per user (216 bytes a connection).
+    keep a second index of its own.
     """
 
-    def __init__(self, by_user: Mapping[UserKey, Collection[C]]) -> None:
+    def __init__(self, by_user: Index[UserKey, C]) -> None:
         self._all: set[C] = set()
         self._staff: set[C] = set()
         self._superusers: set[C] = set()
@@ -72,9 +115,9 @@ class Hub(Generic[C]):
         self._staff.discard(client)
         self._superusers.discard(client)
         for group_id in principal.group_ids:
-            forget(self._by_group, group_id, client)
+            _forget(self._by_group, group_id, client)
         for permission in principal.permissions:
-            forget(self._by_permission, permission, client)
+            _forget(self._by_permission, permission, client)
 
     def update(self, client: C, principal: Principal) -> None:
         """Re-index a client whose flags, groups or permissions changed."""
@@ -114,7 +157,7 @@ class Hub(Generic[C]):
                 {
                     client
                     for user_id in audience.users
-                    for client in self._by_user.get(user_id, ())
+                    for client in self._by_user.get(user_id)
                     if client in self._all
                 }
             )
@@ -142,7 +185,7 @@ def includes(audience: AudienceSpec, principal: Principal) -> bool:
     )
 
 
-def forget(index: dict[K, set[C]], key: K, client: C) -> None:
+def _forget(index: dict[K, set[C]], key: K, client: C) -> None:
     """Remove ``client`` from ``index[key]``, and the key once it is empty."""
     members = index.get(key)
     if members is not None:
