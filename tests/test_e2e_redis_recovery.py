@@ -86,7 +86,7 @@ def test_after_a_redis_restart_under_traffic_the_server_serves_again(
     private_redis, redis_prefix
 ):
     """With 800 sockets and 15 events a second, Redis killed and restarted: within
-    5 s /readyz says ready, a logout closes its socket (4003 "session ended") within 2 s, and a
+    5 s /readyz says ready, a logout closes its socket (4003) within 2 s, and a
     live-only push arrives within 3 s."""
     crowd_group = make_group()
     crowd_sessions = [
@@ -128,7 +128,11 @@ def test_after_a_redis_restart_under_traffic_the_server_serves_again(
         started = time.monotonic()
         try:
             close = close_of(alice_ws, timeout=LOGOUT_BOUND)
-            if close != (4003, "session ended") or (
+            # After the reconnect every connection is re-checked: the
+            # re-check may find the session gone before the relay reads the
+            # logout ("session revoked" rather than "session ended"). Both
+            # are 4003, which the client handles alike (docs/protocol.md).
+            if close not in {(4003, "session ended"), (4003, "session revoked")} or (
                 time.monotonic() - started > LOGOUT_BOUND
             ):
                 problems.append(f"logout: {close} after {time.monotonic() - started}s")
