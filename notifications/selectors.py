@@ -200,12 +200,12 @@ def read_among(
     user has read: a replay carries one frame per event for everyone, and
     this says which of them each user read, in one query.
     """
-    pairs = Q(pk__in=[])
+    if not any(missed.values()):
+        return set()  # new connections: nothing to build a query for
+    pairs = Q()
     for user_id, event_ids in missed.items():
         if event_ids:
             pairs |= Q(user_id=user_id, event_id__in=event_ids)
-    if not pairs:
-        return set()
     rows = Notification.objects.filter(pairs, read_at__isnull=False).values_list(
         "user_id", "event_id"
     )
