@@ -8,14 +8,13 @@ whose files all live in one temporary directory.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
-import pytest
+from tests.debian import install_packages
 
 __all__ = [
     "NginxProcess",
@@ -29,9 +28,6 @@ SITE_CONFIG = BASE_DIR / "docs" / "deploy" / "nginx.conf"
 
 #: Debian's nginx, and the openssl command that makes the test certificate.
 PACKAGES = {"nginx": "/usr/sbin/nginx", "openssl": "/usr/bin/openssl"}
-#: apt-get waits this long for another apt run's lock, and for itself.
-APT_LOCK_TIMEOUT = 120
-APT_TIMEOUT = 600
 
 #: The test's main configuration: what Debian's /etc/nginx/nginx.conf does
 #: for a real deployment, with every path inside the test's directory.
@@ -57,50 +53,10 @@ http {{
 """
 
 
-def _under_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def _unavailable(reason: str) -> None:
-    """Skip the test, or fail it under CI, which must run it."""
-    if _under_ci():
-        pytest.fail(f"the nginx tests need nginx: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
 def install_nginx() -> str:
     """Return nginx's path, installing Debian's packages first if missing."""
-    missing = [name for name, path in PACKAGES.items() if not os.path.exists(path)]
-    if missing:
-        if os.geteuid() != 0 or shutil.which("apt-get") is None:
-            _unavailable(f"{' and '.join(missing)} missing, and no root apt-get")
-        problem = _apt_get("install", *missing)
-        if problem:  # a fresh machine may have no package lists yet
-            problem = _apt_get("update") or _apt_get("install", *missing)
-        if problem:
-            _unavailable(f"apt-get could not install {' '.join(missing)}: {problem}")
+    install_packages(PACKAGES, needed_by="the nginx tests need nginx")
     return PACKAGES["nginx"]
-
-
-def _apt_get(*args: str) -> str:
-    """Run apt-get; return "" on success, else the end of its output."""
-    command = ["apt-get", "-qq", "-o", f"DPkg::Lock::Timeout={APT_LOCK_TIMEOUT}"]
-    if args[0] == "install":
-        command += ["-y", "--no-install-recommends"]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    try:
-        result = subprocess.run(
-            [*command, *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=APT_TIMEOUT,
-        )
-    except subprocess.TimeoutExpired:
-        return f"apt-get {args[0]} took over {APT_TIMEOUT}s"
-    if result.returncode == 0:
-        return ""
-    return (result.stderr or result.stdout).strip()[-500:]
 
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
