@@ -34,14 +34,21 @@ signal: ``stream_bulk_created_entries()``, run at start-up, wraps the
 manager's ``log_actions()`` to stream those, all in one insert and one
 publish. Every admin action goes through ``LogEntry.objects.log_actions()``
 (and logs before it deletes), so no entry is missed either way.
+
+One frame goes to every viewer, whatever their language, so its change
+message is in the site's ``LANGUAGE_CODE``, beside the structured form the
+admin stored (``change_message_data``); the activity page renders its
+history in the reader's language.
 """
 
 import functools
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.contrib import admin
 from django.contrib.admin.models import (
     ADDITION,
@@ -59,6 +66,7 @@ from django.db.models import F, Q, prefetch_related_objects
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
+from django.utils import translation
 
 from . import live, selectors, wire
 from .conf import settings
@@ -68,6 +76,7 @@ from .usermodel import has_field, key_of
 
 __all__ = [
     "activity_payload",
+    "change_message_data",
     "recent_activity",
     "stream_admin_action",
     "stream_bulk_created_entries",
@@ -152,11 +161,14 @@ def _pushes(entries: Sequence[LogEntry]) -> list[tuple[dict, live.Recipients]]:
     pushes = []
     for content_type, same_model in by_model.items():
         audiences = _audiences(content_type, same_model)
-        pushes.extend(
-            (activity_payload(entry), live.Recipients(audience))
-            for entry, audience in zip(same_model, audiences, strict=True)
-            if audience is not None
-        )
+        # One frame for every viewer, so one language: the site's, not the
+        # acting admin's. The structured form lets a client render its own.
+        with translation.override(django_settings.LANGUAGE_CODE):
+            pushes.extend(
+                (activity_payload(entry), live.Recipients(audience))
+                for entry, audience in zip(same_model, audiences, strict=True)
+                if audience is not None
+            )
     return pushes
 
 
@@ -281,7 +293,10 @@ def viewable(
 
 
 def activity_payload(entry: LogEntry) -> dict[str, Any]:
-    """Return the fields of an ``activity`` push for one admin log entry."""
+    """
+    Return the fields of an ``activity`` push for one admin log entry, its
+    change message in the active language.
+    """
     content_type = entry.content_type
     return {
         "content_type": (
@@ -292,6 +307,7 @@ def activity_payload(entry: LogEntry) -> dict[str, Any]:
         "object_repr": entry.object_repr,
         "action": ACTIONS.get(entry.action_flag, "change"),
         "change_message": entry.get_change_message()[:MAX_CHANGE_MESSAGE],
+        "change_message_data": change_message_data(entry),
         "time": entry.action_time.isoformat(),
         "user": {
             "id": wire.user_key(entry.user_id),
@@ -299,6 +315,23 @@ def activity_payload(entry: LogEntry) -> dict[str, Any]:
         },
         "admin_url": entry.get_admin_url() or "",
     }
+
+
+def change_message_data(entry: LogEntry) -> list[Any] | None:
+    """
+    The entry's change message in the structured form the admin stores
+    (``[{"changed": {"fields": ["Name"]}}]``, field names untranslated), for
+    a client that renders it in its reader's language; None for a message
+    the admin wrote as text, or one too long to carry.
+    """
+    message = entry.change_message
+    if not message.startswith("[") or len(message) > MAX_CHANGE_MESSAGE:
+        return None
+    try:
+        data = json.loads(message)
+    except json.JSONDecodeError:
+        return None
+    return data if isinstance(data, list) else None
 
 
 def recent_activity(*, request: HttpRequest, limit: int = 50) -> list[LogEntry]:

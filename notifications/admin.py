@@ -29,6 +29,8 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.formats import date_format
 from django.utils.timezone import localtime
+from django.utils.translation import gettext, ngettext, ngettext_lazy
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from . import presence, selectors, services
@@ -60,6 +62,18 @@ class LinkField(forms.URLField):
         return text if text.startswith("/") else super().to_python(text)
 
 
+#: The counts in the event's delivery column (DeliveryStats fields), each
+#: in the reader's language and plural form.
+DELIVERY_COUNTS = {
+    "recipients": ngettext_lazy("%(count)d recipient", "%(count)d recipients", "count"),
+    "delivered": ngettext_lazy(
+        "%(count)d delivered live", "%(count)d delivered live", "count"
+    ),
+    "read": ngettext_lazy("%(count)d read", "%(count)d read", "count"),
+    "dismissed": ngettext_lazy("%(count)d dismissed", "%(count)d dismissed", "count"),
+}
+
+
 def url_name(view: str) -> str:
     """The admin URL name of one of the event admin's own views."""
     return f"{Event._meta.app_label}_{Event._meta.model_name}_{view}"
@@ -73,7 +87,9 @@ class UserAutocomplete(AutocompleteSelectMultiple):
 
 
 class SendEventForm(forms.ModelForm):
-    url = LinkField(label="Link", required=False, max_length=500, assume_scheme="https")
+    url = LinkField(
+        label=_("Link"), required=False, max_length=500, assume_scheme="https"
+    )
 
     class Meta:
         model = Event
@@ -126,20 +142,26 @@ class EventAdmin(admin.ModelAdmin):
             kwargs["widget"] = UserAutocomplete(db_field, self.admin_site)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
-    @admin.display(description="Delivery")
+    @admin.display(description=_("Delivery"))
     def delivery(self, event: Event) -> str:
         """Recipients, live deliveries (acknowledged), reads, dismissals."""
         if event.pk is None:
             return "-"
         stats = selectors.delivery_stats(event_id=event.pk)
-        first_read = (
-            f" (first {date_format(localtime(stats.first_read_at), 'DATETIME_FORMAT')})"
-            if stats.first_read_at
-            else ""
-        )
+        counts = {
+            name: text % {"count": getattr(stats, name)}
+            for name, text in DELIVERY_COUNTS.items()
+        }
+        if stats.first_read_at:
+            first = date_format(localtime(stats.first_read_at), "DATETIME_FORMAT")
+            # Translators: "3 read (first 7 Dec 2026, 12:00)".
+            counts["read"] = gettext("%(read)s (first %(time)s)") % {
+                "read": counts["read"],
+                "time": first,
+            }
+        # Translators: the four counts of an event's delivery, in this order.
         return (
-            f"{stats.recipients} recipients, {stats.delivered} delivered live, "
-            f"{stats.read} read{first_read}, {stats.dismissed} dismissed"
+            gettext("%(recipients)s, %(delivered)s, %(read)s, %(dismissed)s") % counts
         )
 
     def get_urls(self) -> list[URLPattern]:
@@ -214,7 +236,8 @@ class EventAdmin(admin.ModelAdmin):
     def _bound_send_form(self, request: HttpRequest) -> SendEventForm | JsonResponse:
         """The add form bound to the request, or the response refusing it."""
         if not self.has_add_permission(request):
-            return JsonResponse({"error": "permission denied"}, status=403)
+            # The add form shows it: in the admin's language.
+            return JsonResponse({"error": gettext("Permission denied.")}, status=403)
         form = SendEventForm(request.POST)
         if not form.is_valid():
             return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
@@ -233,7 +256,7 @@ class EventAdmin(admin.ModelAdmin):
         return super().get_queryset(request).filter(push_type="")
 
     @admin.action(
-        description="Retract selected events (remove them from every inbox)",
+        description=_("Retract selected events (remove them from every inbox)"),
         permissions=["delete"],
     )
     def retract(self, request: HttpRequest, queryset) -> None:
@@ -243,10 +266,16 @@ class EventAdmin(admin.ModelAdmin):
                 # The audit trail: who took what back, when (the admin's log).
                 self.log_change(request, event, "Retracted.")
                 retracted += 1
-        self.message_user(request, f"Retracted {retracted} event(s).")
+        self.message_user(
+            request,
+            ngettext(
+                "Retracted %(count)d event.", "Retracted %(count)d events.", retracted
+            )
+            % {"count": retracted},
+        )
 
     @admin.action(
-        description="Send selected events again (to their audience as it is now)",
+        description=_("Send selected events again (to their audience as it is now)"),
         permissions=["add"],
     )
     def send_again(self, request: HttpRequest, queryset: QuerySet[Event]) -> None:
@@ -268,14 +297,20 @@ class EventAdmin(admin.ModelAdmin):
                 # Its groups, users or permissions were deleted since.
                 self.message_user(
                     request,
-                    f"Event {event.pk} “{event}” was not sent again: "
-                    + " ".join(error.messages),
+                    gettext("Event %(id)s “%(title)s” was not sent again: %(why)s")
+                    % {"id": event.pk, "title": event, "why": " ".join(error.messages)},
                     messages.WARNING,
                 )
                 continue
             self.log_addition(request, copy, f"Sent again from event {event.pk}.")
             sent += 1
-        self.message_user(request, f"Sent {sent} event(s) again.")
+        self.message_user(
+            request,
+            ngettext(
+                "Sent %(count)d event again.", "Sent %(count)d events again.", sent
+            )
+            % {"count": sent},
+        )
 
     def has_change_permission(
         self, request: HttpRequest, obj: Event | None = None

@@ -1,4 +1,5 @@
 from django.apps import AppConfig, apps
+from django.utils.translation import gettext_lazy as _
 
 
 class NotificationsConfig(AppConfig):
@@ -7,7 +8,7 @@ class NotificationsConfig(AppConfig):
     # project moving off it keeps hq's migration rows and tables under that
     # label. Ours (tables, migrations, permissions, admin URLs) never meet them.
     label = "live_notifications"
-    verbose_name = "Notifications"
+    verbose_name = _("Notifications")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

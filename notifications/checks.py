@@ -1,4 +1,9 @@
-"""System checks: configuration mistakes reported at start-up, not at first use."""
+"""
+System checks: configuration mistakes reported at start-up, not at first use.
+
+Messages and hints are translated when the check runs, in the active
+language (``manage.py check`` runs in LANGUAGE_CODE); the ids are not.
+"""
 
 import importlib.util
 from collections.abc import Sequence
@@ -17,6 +22,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.template import engines
 from django.template.backends.django import DjangoTemplates
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
 
 from .apps import NotificationsConfig
 from .conf import DEFAULTS, settings
@@ -51,7 +57,7 @@ def check_event_types(
         return [
             Error(
                 str(exc),
-                hint="See docs/live-events.md for the form of each declaration.",
+                hint=_("See docs/live-events.md for the form of each declaration."),
                 id="notifications.E001",
             )
         ]
@@ -73,11 +79,15 @@ def check_package_conflict(
         return []
     return [
         Error(
-            "django-notifications-hq is installed in the same 'notifications' "
-            "package as django-live-notifications; they cannot be installed "
-            "together.",
-            hint="Uninstall both, then install only one of them "
-            "(docs/install.md, 'Moving from django-notifications-hq').",
+            _(
+                "django-notifications-hq is installed in the same 'notifications' "
+                "package as django-live-notifications; they cannot be installed "
+                "together."
+            ),
+            hint=_(
+                "Uninstall both, then install only one of them "
+                "(docs/install.md, 'Moving from django-notifications-hq')."
+            ),
             id="notifications.E002",
         )
     ]
@@ -102,33 +112,44 @@ def check_request_handling(
     if not _has_middleware(SessionMiddleware):
         messages.append(
             Error(
-                "MIDDLEWARE has no SessionMiddleware: no user is signed in, "
-                "and the WebSocket server authenticates browsers by their "
-                "session.",
-                hint="Add 'django.contrib.sessions.middleware.SessionMiddleware' "
-                "to MIDDLEWARE, before AuthenticationMiddleware.",
+                _(
+                    "MIDDLEWARE has no SessionMiddleware: no user is signed in, "
+                    "and the WebSocket server authenticates browsers by their "
+                    "session."
+                ),
+                hint=_(
+                    "Add 'django.contrib.sessions.middleware.SessionMiddleware' "
+                    "to MIDDLEWARE, before AuthenticationMiddleware."
+                ),
                 id="notifications.E004",
             )
         )
     if not _has_request_processor():
         messages.append(
             Warning(
-                f"No DjangoTemplates engine has the {REQUEST_PROCESSOR!r} "
-                "context processor: {% notifications_bell %} and "
-                "{% live_config %} fail to render without the page's request.",
-                hint=f"Add {REQUEST_PROCESSOR!r} to TEMPLATES' "
-                "OPTIONS['context_processors'].",
+                _(
+                    "No DjangoTemplates engine has the %(processor)r context "
+                    "processor: {%% notifications_bell %%} and {%% live_config %%} "
+                    "fail to render without the page's request."
+                )
+                % {"processor": REQUEST_PROCESSOR},
+                hint=_("Add %(processor)r to TEMPLATES' OPTIONS['context_processors'].")
+                % {"processor": REQUEST_PROCESSOR},
                 id="notifications.W004",
             )
         )
     if not _has_middleware(CsrfViewMiddleware):
         messages.append(
             Warning(
-                "MIDDLEWARE has no CsrfViewMiddleware: pages carrying "
-                "{% notifications_bell %} don't set the CSRF cookie, so its "
-                "Mark read and Dismiss are refused (403) until the user opens "
-                "the inbox page.",
-                hint="Add 'django.middleware.csrf.CsrfViewMiddleware' to MIDDLEWARE.",
+                _(
+                    "MIDDLEWARE has no CsrfViewMiddleware: pages carrying "
+                    "{% notifications_bell %} don't set the CSRF cookie, so its "
+                    "Mark read and Dismiss are refused (403) until the user opens "
+                    "the inbox page."
+                ),
+                hint=_(
+                    "Add 'django.middleware.csrf.CsrfViewMiddleware' to MIDDLEWARE."
+                ),
                 id="notifications.W005",
             )
         )
@@ -176,13 +197,18 @@ def check_hq_history(
     """
     return [
         Warning(
-            f"Database {alias!r} holds django-notifications-hq's migration "
-            f"history (app {HQ_LABEL!r} in django_migrations) and probably its "
-            f"notifications_notification table. This app is "
-            f"{NotificationsConfig.label!r} and never uses them.",
-            hint="Copy the notifications you want to keep, then drop hq's "
-            "tables and its django_migrations rows: docs/install.md, 'Moving "
-            "from django-notifications-hq'.",
+            _(
+                "Database %(alias)r holds django-notifications-hq's migration "
+                "history (app %(hq)r in django_migrations) and probably its "
+                "notifications_notification table. This app is %(label)r and "
+                "never uses them."
+            )
+            % {"alias": alias, "hq": HQ_LABEL, "label": NotificationsConfig.label},
+            hint=_(
+                "Copy the notifications you want to keep, then drop hq's "
+                "tables and its django_migrations rows: docs/install.md, 'Moving "
+                "from django-notifications-hq'."
+            ),
             id="notifications.W003",
         )
         for alias in databases or ()
@@ -202,10 +228,16 @@ def check_user_model(
     """``notifications.W001``: an audience the user model can't have members of."""
     return [
         Warning(
-            f"The user model has no {field!r} field: the {audience!r} audience "
-            "reaches nobody.",
-            hint="Send to users or everyone instead, or add the field "
-            "(PermissionsMixin gives is_superuser, groups and user_permissions).",
+            _(
+                "The user model has no %(field)r field: the %(audience)r "
+                "audience reaches nobody."
+            )
+            % {"field": field, "audience": audience},
+            hint=_(
+                "Send to users or everyone instead, or add the field "
+                "(PermissionsMixin gives is_superuser, groups and "
+                "user_permissions)."
+            ),
             id="notifications.W001",
         )
         for audience, field in AUDIENCE_FIELDS.items()
@@ -228,8 +260,11 @@ def check_settings(
     messages: list[CheckMessage] = [
         Error(
             f"NOTIFICATIONS_{name}: {problem}.",
-            hint=f"The default is {DEFAULTS[name]!r}; the README's configuration "
-            "table says what it does.",
+            hint=_(
+                "The default is %(default)r; the README's configuration table "
+                "says what it does."
+            )
+            % {"default": DEFAULTS[name]},
             id="notifications.E003",
         )
         for name in DEFAULTS
@@ -238,16 +273,20 @@ def check_settings(
     if problem := _redis_url_problem(settings.REDIS_URL):
         messages.append(
             Error(
-                f"The Redis URL {settings.REDIS_URL!r} is invalid: {problem}.",
-                hint="NOTIFICATIONS_REDIS_URL (or REDIS_URL) takes "
-                "redis://, rediss:// or unix:// URLs.",
+                _("The Redis URL %(url)r is invalid: %(problem)s.")
+                % {"url": settings.REDIS_URL, "problem": problem},
+                hint=_(
+                    "NOTIFICATIONS_REDIS_URL (or REDIS_URL) takes "
+                    "redis://, rediss:// or unix:// URLs."
+                ),
                 id="notifications.E003",
             )
         )
     messages.extend(
         Warning(
-            f"{name} is not a setting of this app; it has no effect.",
-            hint="Check the spelling against the README's configuration table.",
+            _("%(name)s is not a setting of this app; it has no effect.")
+            % {"name": name},
+            hint=_("Check the spelling against the README's configuration table."),
             id="notifications.W002",
         )
         for name in dir(django_settings)
@@ -261,36 +300,46 @@ def _setting_problem(name: str, value: Any) -> str | None:
     """What is wrong with ``value`` for the setting ``name``, or None."""
     default = DEFAULTS[name]
     if isinstance(default, bool):
-        return None if isinstance(value, bool) else f"{value!r} is not True or False"
+        return (
+            None
+            if isinstance(value, bool)
+            else _("%(value)r is not True or False") % {"value": value}
+        )
     if isinstance(default, int | float):
         if isinstance(value, bool) or not isinstance(value, int | float):
-            return f"{value!r} is not a number"
+            return _("%(value)r is not a number") % {"value": value}
         if isinstance(default, int) and not isinstance(value, int):
-            return f"{value!r} is not a whole number"
+            return _("%(value)r is not a whole number") % {"value": value}
         if value < 0 or (value == 0 and name not in ZERO_ALLOWED):
-            return f"{value!r} must be above 0"
+            return _("%(value)r must be above 0") % {"value": value}
         if name in PORTS and value > 65_535:
-            return f"{value!r} is not a TCP port"
+            return _("%(value)r is not a TCP port") % {"value": value}
         return None
     if isinstance(default, str):
         if not isinstance(value, str):
-            return f"{value!r} is not a string"
+            return _("%(value)r is not a string") % {"value": value}
         return _ws_url_problem(value) if name == "WS_URL" else None
     if isinstance(default, list):
         if not isinstance(value, list | tuple) or not all(
             isinstance(item, str) for item in value
         ):
-            return f"{value!r} is not a list of strings"
+            return _("%(value)r is not a list of strings") % {"value": value}
         return _origins_problem(value) if name == "WS_ORIGINS" else None
     # EVENT_TYPES: a dict, checked in full by notifications.E001.
-    return None if isinstance(value, dict) else f"{value!r} is not a dict"
+    return (
+        None
+        if isinstance(value, dict)
+        else _("%(value)r is not a dict") % {"value": value}
+    )
 
 
 def _ws_url_problem(url: str) -> str | None:
     if not url or url.startswith("/"):
         return None
     if urlsplit(url).scheme not in {"ws", "wss", "http", "https"}:
-        return f"{url!r} is not a ws(s):// or http(s):// URL, nor a path like /ws"
+        return _(
+            "%(value)r is not a ws(s):// or http(s):// URL, nor a path like /ws"
+        ) % {"value": url}
     return None
 
 
@@ -298,7 +347,9 @@ def _origins_problem(origins: Sequence[str]) -> str | None:
     for origin in origins:
         parts = urlsplit(origin)
         if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path:
-            return f"{origin!r} is not an origin like 'https://example.com'"
+            return _("%(value)r is not an origin like 'https://example.com'") % {
+                "value": origin
+            }
     return None
 
 

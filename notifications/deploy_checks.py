@@ -6,7 +6,8 @@ Each one catches a mistake that shows up only in the browser (a socket that
 never authenticates, a page that mixes ws:// into https) or only under load
 balancers (a proxy that drops idle sockets). They run with ``--deploy`` only,
 like Django's own security checks, since the local demo breaks them on
-purpose (plain http, no cookie flags).
+purpose (plain http, no cookie flags). Their messages are translated when
+they run, like those of ``checks``.
 """
 
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from django.apps import AppConfig
 from django.conf import settings as django_settings
 from django.core.checks import CheckMessage, Tags, Warning, register
 from django.http.request import validate_host
+from django.utils.translation import gettext as _
 
 from .conf import settings
 
@@ -61,10 +63,14 @@ def check_origins(
     if not origins:
         return [
             Warning(
-                "NOTIFICATIONS_WS_ORIGINS is empty: the WebSocket server refuses "
-                "every browser (HTTP 403).",
-                hint="List the origins your pages are served from, e.g. "
-                "['https://example.com'].",
+                _(
+                    "NOTIFICATIONS_WS_ORIGINS is empty: the WebSocket server "
+                    "refuses every browser (HTTP 403)."
+                ),
+                hint=_(
+                    "List the origins your pages are served from, e.g. "
+                    "['https://example.com']."
+                ),
                 id="notifications.W010",
             )
         ]
@@ -74,9 +80,12 @@ def check_origins(
         if parts.scheme == "http":
             messages.append(
                 Warning(
-                    f"The WebSocket origin {origin!r} is plain http: sessions "
-                    "travel unencrypted.",
-                    hint="Serve the site over https and list the https origin.",
+                    _(
+                        "The WebSocket origin %(origin)r is plain http: sessions "
+                        "travel unencrypted."
+                    )
+                    % {"origin": origin},
+                    hint=_("Serve the site over https and list the https origin."),
                     id="notifications.W011",
                 )
             )
@@ -85,11 +94,16 @@ def check_origins(
         ):
             messages.append(
                 Warning(
-                    f"The WebSocket origin {origin!r} names a host that "
-                    "ALLOWED_HOSTS doesn't allow: no page of this site is served "
-                    "from it.",
-                    hint="Make NOTIFICATIONS_WS_ORIGINS the origins of the hosts "
-                    "in ALLOWED_HOSTS.",
+                    _(
+                        "The WebSocket origin %(origin)r names a host that "
+                        "ALLOWED_HOSTS doesn't allow: no page of this site is "
+                        "served from it."
+                    )
+                    % {"origin": origin},
+                    hint=_(
+                        "Make NOTIFICATIONS_WS_ORIGINS the origins of the hosts "
+                        "in ALLOWED_HOSTS."
+                    ),
                     id="notifications.W012",
                 )
             )
@@ -105,10 +119,13 @@ def check_ws_url_scheme(
         return []
     return [
         Warning(
-            f"NOTIFICATIONS_WS_URL is {settings.WS_URL!r} but the site is served "
-            "over https: browsers refuse a plain ws:// socket from an https page "
-            "(mixed content).",
-            hint="Use wss:// (or a path such as /ws, which follows the page).",
+            _(
+                "NOTIFICATIONS_WS_URL is %(url)r but the site is served over "
+                "https: browsers refuse a plain ws:// socket from an https page "
+                "(mixed content)."
+            )
+            % {"url": settings.WS_URL},
+            hint=_("Use wss:// (or a path such as /ws, which follows the page)."),
             id="notifications.W013",
         )
     ]
@@ -127,17 +144,20 @@ def check_cookie_reaches_the_socket(
     secure = getattr(django_settings, "SESSION_COOKIE_SECURE", False)
     problem = None
     if samesite == "None" and not secure:
-        problem = "SESSION_COOKIE_SAMESITE is 'None' without SESSION_COOKIE_SECURE"
+        problem = _("SESSION_COOKIE_SAMESITE is 'None' without SESSION_COOKIE_SECURE")
     elif secure and urlsplit(settings.WS_URL).scheme in {"ws", "http"}:
-        problem = "SESSION_COOKIE_SECURE is on and NOTIFICATIONS_WS_URL is ws://"
+        problem = _("SESSION_COOKIE_SECURE is on and NOTIFICATIONS_WS_URL is ws://")
     if problem is None:
         return []
     return [
         Warning(
-            f"{problem}: browsers won't send the session cookie with the "
-            "WebSocket handshake, so every socket on this host fails to "
-            "authenticate (4001).",
-            hint="Serve the socket over wss:// and set SESSION_COOKIE_SECURE.",
+            _(
+                "%(problem)s: browsers won't send the session cookie with the "
+                "WebSocket handshake, so every socket on this host fails to "
+                "authenticate (4001)."
+            )
+            % {"problem": problem},
+            hint=_("Serve the socket over wss:// and set SESSION_COOKIE_SECURE."),
             id="notifications.W014",
         )
     ]
@@ -152,10 +172,13 @@ def check_keepalive(
         return []
     return [
         Warning(
-            f"NOTIFICATIONS_WS_PING_INTERVAL is {settings.WS_PING_INTERVAL}s, not "
-            f"shorter than a proxy's idle timeout ({PROXY_IDLE_TIMEOUT:g}s in "
-            "nginx, proxy_read_timeout): the proxy closes quiet sockets.",
-            hint="Keep it well below the proxy's idle timeout (the default is 20).",
+            _(
+                "NOTIFICATIONS_WS_PING_INTERVAL is %(interval)ss, not shorter "
+                "than a proxy's idle timeout (%(timeout)gs in nginx, "
+                "proxy_read_timeout): the proxy closes quiet sockets."
+            )
+            % {"interval": settings.WS_PING_INTERVAL, "timeout": PROXY_IDLE_TIMEOUT},
+            hint=_("Keep it well below the proxy's idle timeout (the default is 20)."),
             id="notifications.W015",
         )
     ]
@@ -180,9 +203,12 @@ def check_redis_reachable(
     except (redis.RedisError, OSError) as exc:
         return [
             Warning(
-                f"Redis at {_without_password(settings.REDIS_URL)} doesn't answer "
-                f"({exc}): notifications won't be live until it does.",
-                hint="Check NOTIFICATIONS_REDIS_URL (or REDIS_URL).",
+                _(
+                    "Redis at %(url)s doesn't answer (%(error)s): notifications "
+                    "won't be live until it does."
+                )
+                % {"url": _without_password(settings.REDIS_URL), "error": exc},
+                hint=_("Check NOTIFICATIONS_REDIS_URL (or REDIS_URL)."),
                 id="notifications.W016",
             )
         ]

@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.dispatch import Signal
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from . import hooks, publishing, selectors, wire
 from .models import Audience, Event, Level, Notification
@@ -40,13 +41,15 @@ def validate_audience(
     """Raise ``ValidationError`` unless the audience names its recipients."""
     if audience == Audience.GROUPS and not groups:
         raise ValidationError(
-            {"groups": "Choose at least one group for this audience."}
+            {"groups": _("Choose at least one group for this audience.")}
         )
     if audience == Audience.USERS and not users:
-        raise ValidationError({"users": "Choose at least one user for this audience."})
+        raise ValidationError(
+            {"users": _("Choose at least one user for this audience.")}
+        )
     if audience == Audience.PERMISSIONS and not permissions:
         raise ValidationError(
-            {"permissions": "Choose at least one permission for this audience."}
+            {"permissions": _("Choose at least one permission for this audience.")}
         )
 
 

@@ -129,11 +129,13 @@ def activity_page(request: HttpRequest) -> HttpResponse:
     # Imported here: the activity stream exists only with the admin installed.
     from .activity import activity_payload, recent_activity
 
+    # Rendered now, in the reader's language (LocaleMiddleware's choice):
+    # the log keeps the admin's change messages in a structured form.
     entries = recent_activity(request=request)
     return render(
         request,
         "notifications/activity.html",
-        {"entries": [activity_payload(entry) for entry in entries]},
+        {"entries": [(activity_payload(entry), entry) for entry in entries]},
     )
 
 

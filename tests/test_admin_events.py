@@ -51,7 +51,7 @@ def test_send_again_reports_the_events_whose_recipients_were_deleted(browser):
     shown = [str(message) for message in response.context["messages"]]
     assert f"Event {lost.pk} “To a deleted user” was not sent again: " in shown[0]
     assert "Choose at least one user for this audience." in shown[0]
-    assert "Sent 1 event(s) again." in shown
+    assert "Sent 1 event again." in shown
     assert Event.objects.filter(title="To everyone").count() == 2
     assert Event.objects.filter(title="To a deleted user").count() == 1
 

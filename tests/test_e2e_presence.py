@@ -105,6 +105,4 @@ def test_the_event_list_in_the_admin_shows_who_is_online(own_prefix):
     with server(own_prefix) as process, subscriber(process, alice):
         eventually(lambda: presence.is_online(alice), timeout=2 * INTERVAL + 1)
         page = browser.get("/admin/live_notifications/event/").content.decode()
-    assert (
-        "Online now: 1 user,\n      1 connection\n      on 1 WebSocket server." in page
-    )
+    assert "Online now: 1 user, 1 connection on 1 WebSocket server." in page
