@@ -16,8 +16,8 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_the_wheel_holds_the_apps_their_files_and_ranges(tmp_path):
-    """Templates, static files, migrations, the runwsserver command and
-    py.typed are in; the demo project (its demo_users command, its styles),
+    """Templates, static files, migrations, the compiled translations and
+    their sources, the runwsserver command and py.typed are in; the demo project (its demo_users command, its styles),
     tests, bench and scripts are not; dependencies are ranges, not the
     demo's pins."""
     wheel = build_wheel(tmp_path)
@@ -33,6 +33,11 @@ def test_the_wheel_holds_the_apps_their_files_and_ranges(tmp_path):
         "notifications/static/notifications/live.js",
         "notifications/static/notifications/widget.css",
         "notifications/migrations/0001_initial.py",
+        *(
+            f"notifications/locale/{language}/LC_MESSAGES/django.{kind}"
+            for language in ("fr", "de", "ar")
+            for kind in ("mo", "po")
+        ),
         "ws_server/management/commands/runwsserver.py",
         "notifications/py.typed",
         "ws_server/py.typed",
