@@ -24,6 +24,7 @@ from django.views.decorators.csrf import csrf_protect, ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
 from . import selectors, services, tickets
+from .client_strings import client_catalog
 from .conf import settings
 from .models import Notification
 from .payloads import event_payload
@@ -66,8 +67,11 @@ def websocket_url(request: HttpRequest) -> str:
     return f"{scheme}://{hostname}:{settings.WS_PORT}/ws"
 
 
-def live_config(request: HttpRequest) -> dict[str, str]:
-    """The options of live.js's ``connect()`` for a page served by ``request``."""
+def live_config(request: HttpRequest) -> dict[str, object]:
+    """
+    The options of live.js's ``connect()`` for a page served by ``request``,
+    with the client's strings in the request's language.
+    """
     return {
         "wsUrl": websocket_url(request),
         "ticketUrl": reverse("notifications:api-ticket"),
@@ -78,10 +82,11 @@ def live_config(request: HttpRequest) -> dict[str, str]:
         # Tabs share one socket per user: a tab still showing someone who
         # signed out must not read the next user's frames.
         "user": str(request.user.pk) if request.user.is_authenticated else "",
+        "strings": client_catalog(),
     }
 
 
-def feed_config(request: HttpRequest) -> dict[str, str]:
+def feed_config(request: HttpRequest) -> dict[str, object]:
     """What feed.js needs: the connection's options and the inbox API's URLs."""
     return {
         **live_config(request),

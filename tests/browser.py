@@ -105,6 +105,32 @@ def log_in(page, base_url: str, username: str):
     page.wait_for_selector("#connection-state[data-state=live]", timeout=10_000)
 
 
+def open_bell(page, url: str):
+    """Go to ``url`` and return its bell once it is live."""
+    page.goto(url)
+    bell = page.locator("[data-notifications=bell]")
+    bell.locator("[data-role=state][data-state=live]").wait_for(
+        state="attached", timeout=10_000
+    )
+    return bell
+
+
+def serious_axe_violations(page) -> list:
+    """Run axe-core (from the npm cache) on ``page``: its serious and critical
+    violations, each as (rule, help, targets)."""
+    page.add_script_tag(path=str(npm_file(AXE_CORE, "axe.min.js")))
+    results = page.evaluate("axe.run(document, { resultTypes: ['violations'] })")
+    return [
+        (
+            violation["id"],
+            violation["help"],
+            [node["target"] for node in violation["nodes"]],
+        )
+        for violation in results["violations"]
+        if violation["impact"] in {"serious", "critical"}
+    ]
+
+
 def base_url(live_server, hostname: str) -> str:
     return f"http://{hostname}:{live_server.url.rsplit(':', 1)[1]}"
 

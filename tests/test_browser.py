@@ -257,7 +257,8 @@ def test_the_inbox_is_usable_with_a_keyboard_and_a_screen_reader(
     second = page.locator(f"li.notification[data-id='{older.pk}']")
     second.wait_for(timeout=2_000)
     order = first.evaluate("li => [...li.children].map(child => child.tagName)")
-    assert order == ["H2", "P", "TIME", "DIV"], "actions come after the text"
+    # The level's icon (and its words) first, the actions after the text.
+    assert order == ["SPAN", "H2", "P", "TIME", "DIV"], "actions come after the text"
     read_button = first.locator("button.mark-read")
     assert read_button.get_attribute("aria-label") == "Mark read “Newer”"
     assert page.get_attribute("#connection-state", "role") == "status"

@@ -19,6 +19,7 @@ from tests.browser import (
     count_sockets,
     log_in,
     npm_file,
+    open_bell,
 )
 from tests.factories import make_user
 
@@ -52,12 +53,7 @@ HOST_STYLES = """() => Object.fromEntries(
 
 def open_bell_page(page, url: str):
     """The demo's page with nothing but the bell, once the bell is live."""
-    page.goto(f"{url}/demo/bell/")
-    bell = page.locator("[data-notifications=bell]")
-    bell.locator("[data-role=state][data-state=live]").wait_for(
-        state="attached", timeout=10_000
-    )
-    return bell
+    return open_bell(page, f"{url}/demo/bell/")
 
 
 @pytest.mark.parametrize("host", sorted(HOSTS))
@@ -113,8 +109,8 @@ def test_custom_properties_theme_the_widget(browser, live_server, browser_ws_ser
     panel = bell.locator("[data-role=panel]")
     background = "element => getComputedStyle(element).backgroundColor"
     radius = "element => getComputedStyle(element).borderTopLeftRadius"
-    assert badge.evaluate(background) == "rgb(221, 51, 51)"
-    assert panel.evaluate(radius) == "4px"
+    assert badge.evaluate(background) == "rgb(207, 34, 46)"
+    assert panel.evaluate(radius) == "12px"
 
     page.add_style_tag(
         content="header { --notifications-accent: rgb(1, 2, 3);"

@@ -51,25 +51,42 @@
     const config = JSON.parse(root.querySelector("script[type='application/json']").textContent);
     const toggle = root.querySelector("[data-role=toggle]");
     const panel = root.querySelector("[data-role=panel]");
+    const settings = root.querySelector("[data-role=settings]");
+    const settingsMenu = root.querySelector("[data-role=settings-menu]");
     const listening = new AbortController();
     const { signal } = listening;
 
     function setOpen(open) {
       panel.hidden = !open;
       toggle.setAttribute("aria-expanded", String(open));
-      // The panel hangs from the bell's right edge; a bell near the left of
-      // the page would push it off screen, so it hangs from the left there.
+      if (!open) setSettingsOpen(false);
+      // The panel hangs from the bell's inline end (its right edge, or its
+      // left one right to left); a bell near the other side of the page
+      // would push it off screen, so it hangs from the inline start there.
       if (open) {
         panel.classList.remove("start");
-        if (panel.getBoundingClientRect().left < 0) panel.classList.add("start");
+        const { left, right } = panel.getBoundingClientRect();
+        if (left < 0 || right > document.documentElement.clientWidth) panel.classList.add("start");
       }
     }
 
+    // The settings menu is a disclosure: a button that shows what it holds.
+    function setSettingsOpen(open) {
+      settingsMenu.hidden = !open;
+      settings.setAttribute("aria-expanded", String(open));
+    }
+
     toggle.addEventListener("click", () => setOpen(panel.hidden), { signal });
+    settings.addEventListener("click", () => setSettingsOpen(settingsMenu.hidden), { signal });
+    // Escape closes the innermost thing open, and focus goes to what opened it.
     root.addEventListener(
       "keydown",
       (event) => {
-        if (event.key === "Escape" && !panel.hidden) {
+        if (event.key !== "Escape") return;
+        if (!settingsMenu.hidden) {
+          setSettingsOpen(false);
+          settings.focus();
+        } else if (!panel.hidden) {
           setOpen(false);
           toggle.focus();
         }
@@ -77,11 +94,13 @@
       { signal },
     );
     // A click inside the shadow root reaches the document retargeted to the
-    // host: the event's path says whether it was in this bell.
+    // host: the event's path says whether it was in this bell, or its menu.
     document.addEventListener(
       "click",
       (event) => {
-        if (!event.composedPath().includes(host)) setOpen(false);
+        const path = event.composedPath();
+        if (!path.includes(host)) setOpen(false);
+        else if (!path.includes(settingsMenu) && !path.includes(settings)) setSettingsOpen(false);
       },
       { signal },
     );

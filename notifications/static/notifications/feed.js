@@ -9,7 +9,9 @@
 // the WebSocket. Every event carries an id; the
 // feed shows each id once, so the server's at-least-once delivery becomes
 // exactly-once on screen. Event data is rendered with textContent only,
-// never as HTML, and a link only if links.js allows it.
+// never as HTML, and a link only if links.js allows it. Its words come from
+// the catalog in the configuration (`strings`), its numbers and times from
+// Intl in the language of the element it renders in (live.js's localize).
 
 (() => {
   const LiveNotifications = (globalThis.LiveNotifications ??= {});
@@ -40,6 +42,8 @@
     const markAllButton = part("mark-all-read");
     const problem = part("problem");
     const desktopButton = part("desktop");
+    const settingsButton = part("settings"); // the bell's menu that holds desktopButton
+    const words = LiveNotifications.localize(config.strings, root.host ?? root);
 
     const items = new Map(); // event id -> <li>
     let unreadCount = 0; // the badge shows "99+" past 99
@@ -55,10 +59,10 @@
     // carries the count to other tabs of the taskbar.
     function setUnread(count) {
       unreadCount = count;
-      unreadBadge.textContent = count > 99 ? "99+" : String(count);
-      unreadLabel.textContent =
-        count === 1 ? "1 unread notification" : `${count} unread notifications`;
-      document.title = count > 0 ? `(${count}) ${pageTitle}` : pageTitle;
+      unreadBadge.textContent = count > 99 ? `${words.number(99)}+` : words.number(count);
+      unreadBadge.dataset.count = String(count);
+      unreadLabel.textContent = words.plural("unread-count", count);
+      document.title = count > 0 ? words.text("title-unread", { count, title: pageTitle }) : pageTitle;
     }
 
     function render(notification) {
@@ -84,21 +88,22 @@
       body.textContent = notification.body;
       const time = document.createElement("time");
       time.dateTime = notification.created_at;
-      time.title = new Date(notification.created_at).toLocaleString();
-      time.textContent = ago(notification.created_at);
+      time.title = words.dateTime(notification.created_at);
+      time.textContent = words.ago(notification.created_at);
       // After the text, in reading order, and named after the notification they
       // act on: a list of bare "Dismiss" buttons says nothing to a screen reader.
       // The name starts with the visible text, for voice control ("click Mark read").
-      const readButton = button("mark-read", "Mark read", `Mark read “${notification.title}”`, () =>
+      const named = { title: notification.title };
+      const readButton = button("mark-read", words.text("mark-read"), words.text("mark-read-label", named), () =>
         reporting(markRead)(notification.id),
       );
-      const dismissButton = button("dismiss", "Dismiss", `Dismiss “${notification.title}”`, () =>
+      const dismissButton = button("dismiss", words.text("dismiss"), words.text("dismiss-label", named), () =>
         reporting(dismiss)(notification.id),
       );
       const actions = document.createElement("div");
       actions.className = "actions";
       actions.append(readButton, dismissButton);
-      item.append(title, body, time, actions);
+      item.append(levelMark(notification.level), title, body, time, actions);
       setRead(item, Boolean(notification.read));
       return item;
     }
@@ -113,8 +118,24 @@
       return element;
     }
 
+    // The level is an icon as well as a colour, and words for screen readers,
+    // who also hear "Unread" (setRead) before the title.
+    function levelMark(level) {
+      const mark = document.createElement("span");
+      mark.className = "level";
+      const said = document.createElement("span");
+      said.className = "visually-hidden";
+      said.textContent = words.text(`level-${LEVEL_ICONS[level] ? level : "info"}`);
+      const unread = document.createElement("span");
+      unread.className = "visually-hidden unread-text";
+      unread.textContent = words.text("unread");
+      mark.append(icon(LEVEL_ICONS[level] ?? LEVEL_ICONS.info), unread, said);
+      return mark;
+    }
+
     function setRead(item, read) {
       item.classList.toggle("unread", !read);
+      item.querySelector(".unread-text").hidden = read;
       const readButton = item.querySelector(".mark-read");
       // Hiding the focused button would drop focus to the page: keep it here.
       if (read && focused() === readButton) item.querySelector(".dismiss").focus();
@@ -203,7 +224,7 @@
         moreToasts.className = "toast more";
         toasts.append(moreToasts);
       }
-      moreToasts.textContent = `and ${hiddenToasts} more`;
+      moreToasts.textContent = words.plural("more-toasts", hiddenToasts);
     }
 
     // A redirect is not followed: it goes to a login page (an HTML 200 that
@@ -228,10 +249,7 @@
     // A command that couldn't be applied says so (role=alert) instead of failing
     // silently; the next one that works clears it.
     function report(error) {
-      problem.textContent =
-        error.signedOut
-          ? "You are signed out: log in again to change your notifications."
-          : "That couldn't be saved (the server didn't answer); try again.";
+      problem.textContent = words.text(error.signedOut ? "problem-signed-out" : "problem-not-saved");
       problem.hidden = false;
     }
 
@@ -370,6 +388,7 @@
         sessionCheckUrl: config.sessionCheckUrl,
         csrfToken,
         user: config.user,
+        strings: config.strings,
         // A function, so a reconnect before the first cursor resumes after
         // whatever this page has shown by then, not just the first page.
         lastId: () => lastId,
@@ -431,9 +450,11 @@
     function renderDesktopButton() {
       if (!desktopButton) return;
       desktopButton.hidden = !("Notification" in window) || Notification.permission === "denied";
+      // The menu holds nothing else: no menu where there is no choice.
+      if (settingsButton) settingsButton.hidden = desktopButton.hidden;
       const on = desktopWanted();
       desktopButton.setAttribute("aria-pressed", String(on));
-      desktopButton.textContent = on ? "Desktop notifications: on" : "Desktop notifications: off";
+      desktopButton.textContent = words.text(on ? "desktop-on" : "desktop-off");
     }
 
     async function toggleDesktop() {
@@ -448,9 +469,25 @@
 
     function refreshTimes() {
       for (const time of list.querySelectorAll("time[datetime]")) {
-        time.textContent = ago(time.dateTime);
+        time.textContent = words.ago(time.dateTime);
+      }
+      labelDays();
+    }
+
+    // The first item of each day carries the day's heading ("Today",
+    // "Yesterday", a date), which widget.css shows above it: the list keeps
+    // one item per notification, whatever adds or removes them.
+    function labelDays() {
+      let previous = null;
+      for (const item of list.children) {
+        const day = words.day(item.querySelector("time").dateTime);
+        if (day === previous) item.removeAttribute("data-day");
+        else item.dataset.day = day;
+        previous = day;
       }
     }
+    const days = new MutationObserver(labelDays);
+    days.observe(list, { childList: true });
 
     markAllButton.addEventListener("click", reporting(markAllRead));
     loadMoreButton.addEventListener("click", () => loadPage(nextBefore));
@@ -468,6 +505,7 @@
       close() {
         closed = true;
         clearInterval(clock);
+        days.disconnect();
         toastTimers.forEach(clearTimeout);
         window.removeEventListener("storage", onStorage);
         live?.close();
@@ -499,28 +537,35 @@
     }
   }
 
-  const RELATIVE = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
-  const UNITS = [
-    ["second", 60],
-    ["minute", 60],
-    ["hour", 24],
-    ["day", 7],
-  ];
+  // Each level's icon (24 px strokes), drawn in the level's colour.
+  const LEVEL_ICONS = {
+    info: ["M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18z", "M12 11v5", "M12 8h.01"],
+    success: ["M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18z", "m8 12.5 3 3 5-6"],
+    warning: ["M12 3.5 2.5 20h19z", "M12 10v4", "M12 17h.01"],
+    error: ["M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18z", "m9 9 6 6", "m15 9-6 6"],
+  };
+  const SVG = "http://www.w3.org/2000/svg";
 
-  /** "now", "5 minutes ago", "yesterday"; past a week, the date. */
-  function ago(timestamp) {
-    const date = new Date(timestamp);
-    let value = (date.getTime() - Date.now()) / 1000;
-    for (const [unit, size] of UNITS) {
-      if (Math.abs(value) < size) {
-        return unit === "second" && Math.abs(value) < 10
-          ? RELATIVE.format(0, "second")
-          : RELATIVE.format(Math.trunc(value), unit);
-      }
-      value /= size;
+  function icon(paths) {
+    const svg = document.createElementNS(SVG, "svg");
+    for (const [name, value] of Object.entries(ICON_ATTRIBUTES)) svg.setAttribute(name, value);
+    for (const d of paths) {
+      const path = document.createElementNS(SVG, "path");
+      path.setAttribute("d", d);
+      svg.append(path);
     }
-    return date.toLocaleDateString();
+    return svg;
   }
+  const ICON_ATTRIBUTES = {
+    "aria-hidden": "true",
+    focusable: "false",
+    viewBox: "0 0 24 24",
+    fill: "none",
+    stroke: "currentColor",
+    "stroke-width": "2",
+    "stroke-linecap": "round",
+    "stroke-linejoin": "round",
+  };
 
   LiveNotifications.mountFeed = mountFeed;
   document.dispatchEvent(new Event("live-notifications:loaded"));

@@ -49,6 +49,9 @@
  *   only tabs of the same user share a socket, and a connection welcomed as
  *   anyone else (someone else signed in in this browser since) is closed
  *   before any of its frames reaches the page.
+ * @property {{text: object, plural: object}} [strings] The client's words in
+ *   the page's language (`live_config` renders them): the state texts here,
+ *   and what feed.js shows; see `localize`.
  * @property {boolean} [share=true] Share the page's client and, between the
  *   tabs, one socket; false gives this caller a client and a socket of its own.
  * @property {number | (() => number | null) | null} [lastId] Where to resume
@@ -141,11 +144,17 @@
   // per page): the page, not each caller, is the tab that may be primary.
   const TAB_ID = globalThis.crypto?.randomUUID?.() ?? `${Date.now()}-${Math.random()}`;
 
+  // Between the tabs and in the client, a state travels with the key of its
+  // text ("signed-out" for a "closed" that says why); each page says it in
+  // its own words (localize below). A connect() without `strings` (options a
+  // page wrote by hand, as before there were any) says these, in English.
   const STATE_TEXT = {
     connecting: "connecting…",
     live: "live",
     offline: "reconnecting…",
     closed: "closed",
+    "signed-out": "signed out: log in again",
+    "other-user": "signed in as someone else: reload the page",
   };
 
   /**
@@ -188,7 +197,7 @@
 
   /** One connection of the page and the handles its callers hold on it. */
   function openClient(options, key) {
-    const dispatcher = createDispatcher();
+    const dispatcher = createDispatcher(localize(options.strings));
     // Resume after the newest event any holder shows.
     const positions = new Set();
     const lastId = () => {
@@ -263,15 +272,16 @@
    * The page's side: handlers, the state they follow, de-duplication, and the
    * DOM events: each push and notification this page receives is dispatched
    * once on `document.body` (every tab dispatches in its own document).
+   * A state's handlers get its text in the page's words.
    */
-  function createDispatcher() {
+  function createDispatcher(words) {
     const pushHandlers = new Map(); // name -> Set of handlers
     const frameHandlers = new Map(); // type -> Set of handlers
     const stateHandlers = new Set();
     const seenPushIds = createSeen();
     const seenNotificationIds = createSeen();
     let state = "connecting";
-    let stateText = STATE_TEXT.connecting;
+    let reason = "connecting"; // the key of the state's text
     let joined = false; // a welcome or a sync came: a later subscriber missed frames
 
     function deliverPush(frame, delivery) {
@@ -310,10 +320,10 @@
       get state() {
         return state;
       },
-      setState(next, text = STATE_TEXT[next]) {
+      setState(next, why = next) {
         state = next;
-        stateText = text;
-        for (const handler of [...stateHandlers]) safely(handler, next, text);
+        reason = why;
+        for (const handler of [...stateHandlers]) safely(handler, next, words.text(why));
       },
       deliver(frame, delivery) {
         if (frame.type === "push") deliverPush(frame, delivery);
@@ -323,7 +333,7 @@
       onFrame,
       onState(handler) {
         stateHandlers.add(handler);
-        safely(handler, state, stateText);
+        safely(handler, state, words.text(reason));
         return () => stateHandlers.delete(handler);
       },
     };
@@ -401,7 +411,7 @@
     let release = null; // ends the lock's callback, releasing the lock
     let queue = null; // aborts this tab's place in the lock's queue
     let leaderState = null; // what the leader said last, while following
-    let stateText = STATE_TEXT.connecting; // what this tab's socket said last, leading
+    let reason = "connecting"; // why this tab's socket is in its state, leading
     let unansweredSince = null; // when this follower's heartbeats went unanswered
     let heartbeat = null;
     let sendIds = 0;
@@ -497,10 +507,10 @@
             post({ kind: "frame", frame, primary });
             dispatcher.deliver(frame, { primary: primary === tabId });
           },
-          state(next, text = STATE_TEXT[next]) {
-            stateText = text;
-            post({ kind: "state", state: next, text });
-            dispatcher.setState(next, text);
+          state(next, why = next) {
+            reason = why;
+            post({ kind: "state", state: next, reason });
+            dispatcher.setState(next, why);
             if (next === "closed") finish();
           },
           visible: () => self().visible || [...tabs.values()].some((tab) => tab.visible && alive(tab)),
@@ -528,7 +538,7 @@
           // The answer to a heartbeat is the state (a tab that joined needs it
           // anyway); a tab that became visible is a reason to retry now.
           if (socket) {
-            post({ kind: "state", state: dispatcher.state, text: stateText });
+            post({ kind: "state", state: dispatcher.state, reason });
             if (data.tab.visible && !before?.visible) socket.reconnect();
           }
           return;
@@ -565,16 +575,16 @@
       }
     }
 
-    function receiveState({ state, text }) {
+    function receiveState({ state, reason: why }) {
       if (state === "closed") {
         // Signed out (or in as someone else): every tab is.
-        dispatcher.setState("closed", text);
+        dispatcher.setState("closed", why);
         finish();
         return;
       }
       if (socket) return; // an old leader's last word: this tab leads now
       leaderState = state;
-      if (state !== dispatcher.state) dispatcher.setState(state, text);
+      if (state !== dispatcher.state) dispatcher.setState(state, why);
       if (!joined) {
         joined = true;
         dispatcher.deliver({ type: "sync" }, { primary: false });
@@ -724,9 +734,9 @@
     let held = []; // frames of this attempt before its welcome
     let overflowed = false;
 
-    function setState(next, text) {
+    function setState(next, why) {
       state = next;
-      sink.state(next, text);
+      sink.state(next, why);
     }
 
     // Same host (any port): the browser sends Django's session cookie with the
@@ -792,7 +802,7 @@
 
     function signOut() {
       closed = true;
-      setState("closed", "signed out: log in again");
+      setState("closed", "signed-out");
     }
 
     function scheduleReconnect() {
@@ -845,7 +855,7 @@
       if (user && String(frame.user?.id) !== String(user)) {
         // Someone else signed in in this browser since the page loaded.
         close();
-        setState("closed", "signed in as someone else: reload the page");
+        setState("closed", "other-user");
         return;
       }
       const replay = overflowed ? [{ type: "resync", reason: "too many missed frames" }] : held;
@@ -942,8 +952,101 @@
     }
   }
 
+  /**
+   * The client's words and formats for a page: the catalog the server
+   * rendered in the request's language (`strings` in the configuration:
+   * notifications/client_strings.py), and numbers, dates and relative times
+   * formatted by Intl in the language of `element` (its closest `lang`, else
+   * the page's, else the browser's): an English page in a French browser
+   * says "5 minutes ago".
+   *
+   * @param {{text?: object, plural?: object}} [catalog]
+   * @param {Element} [element]
+   */
+  function localize(catalog = {}, element = document.documentElement) {
+    const lang = pageLanguage(element);
+    const numbers = new Intl.NumberFormat(lang);
+    const relative = new Intl.RelativeTimeFormat(lang, { numeric: "auto" });
+    const fill = (template, params = {}) =>
+      template.replace(/%\((\w+)\)[sd]/g, (placeholder, name) => {
+        const value = params[name];
+        if (value === undefined) return placeholder;
+        return typeof value === "number" ? numbers.format(value) : String(value);
+      });
+    const text = (key, params) => fill(catalog.text?.[key] ?? STATE_TEXT[key] ?? key, params);
+
+    // The form Django's ngettext picks for this count (client_strings.py).
+    function plural(key, count, params = {}) {
+      const { forms, index } = catalog.plural?.[key] ?? { forms: [key], index: "" };
+      const n = Math.abs(Math.trunc(count));
+      const form = forms[Number(index[n < index.length ? n : 100 + (n % 100)] ?? 0)] ?? forms[0];
+      return fill(form, { count, ...params });
+    }
+
+    /** "now", "5 minutes ago", "yesterday"; past a week, the date. */
+    function ago(timestamp) {
+      const date = new Date(timestamp);
+      let value = (date.getTime() - Date.now()) / 1000;
+      for (const [unit, size] of TIME_UNITS) {
+        if (Math.abs(value) < size) {
+          return unit === "second" && Math.abs(value) < 10
+            ? relative.format(0, "second")
+            : relative.format(Math.trunc(value), unit);
+        }
+        value /= size;
+      }
+      return date.toLocaleDateString(lang);
+    }
+
+    /** "Today", "Yesterday", else the date: the heading of a day's group. */
+    function day(timestamp) {
+      const date = new Date(timestamp);
+      const days = Math.round((startOfDay(new Date()) - startOfDay(date)) / 86_400_000);
+      if (days === 0) return text("today");
+      if (days === 1) return text("yesterday");
+      const options = { weekday: "long", day: "numeric", month: "long" };
+      if (date.getFullYear() !== new Date().getFullYear()) options.year = "numeric";
+      return date.toLocaleDateString(lang, options);
+    }
+
+    return {
+      lang,
+      text,
+      plural,
+      ago,
+      day,
+      number: (value) => numbers.format(value),
+      dateTime: (timestamp) => new Date(timestamp).toLocaleString(lang),
+    };
+  }
+
+  const TIME_UNITS = [
+    ["second", 60],
+    ["minute", 60],
+    ["hour", 24],
+    ["day", 7],
+  ];
+
+  function startOfDay(date) {
+    return new Date(date.getFullYear(), date.getMonth(), date.getDate()).getTime();
+  }
+
+  // A lang attribute that isn't a language tag is skipped, not an exception.
+  function pageLanguage(element) {
+    const tagged = element?.closest?.("[lang]")?.lang || document.documentElement.lang;
+    for (const candidate of [tagged, navigator.language]) {
+      try {
+        if (candidate) return Intl.getCanonicalLocales(candidate)[0];
+      } catch (error) {
+        // not a language tag: try the next
+      }
+    }
+    return "en";
+  }
+
   LiveNotifications.connect = connect;
   LiveNotifications.isSignedOut = isSignedOut;
+  LiveNotifications.localize = localize;
   document.dispatchEvent(new Event("live-notifications:loaded"));
 
   // `{% live_config %}` on the page: the client starts with it, so its DOM
