@@ -1,6 +1,6 @@
 """
-ModelAdmins as projects write them, and a way to register one of a test's
-own on the default admin site for a block.
+ModelAdmins as projects write them, a way to register one of a test's own
+on the default admin site for a block, and admin actions driven over HTTP.
 """
 
 from collections.abc import Iterator
@@ -8,7 +8,9 @@ from contextlib import contextmanager
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import Group
 from django.db import models
+from django.test import Client
 
 
 class NameOnlyUserAdmin(UserAdmin):
@@ -38,3 +40,16 @@ def registered_admin(
         admin.site._registry.pop(model, None)
         if previous is not None:
             admin.site._registry[model] = previous
+
+
+def deletes_selected(browser: Client, groups: list[Group]) -> None:
+    """The admin's "delete selected" action on ``groups``, confirmed."""
+    response = browser.post(
+        "/admin/auth/group/",
+        {
+            "action": "delete_selected",
+            "_selected_action": [group.pk for group in groups],
+            "post": "yes",
+        },
+    )
+    assert response.status_code == 302, response.content[:500]

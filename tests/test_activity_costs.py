@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from notifications import publishing
 from notifications.models import Event
+from tests.admins import deletes_selected
 from tests.factories import make_group, make_user
 
 pytestmark = pytest.mark.django_db
@@ -26,15 +27,7 @@ def delete_selected_cost(browser: Client, count: int, capture) -> tuple[int, int
         CaptureQueriesContext(connection) as queries,
         capture() as callbacks,
     ):
-        response = browser.post(
-            "/admin/auth/group/",
-            {
-                "action": "delete_selected",
-                "_selected_action": [group.pk for group in groups],
-                "post": "yes",
-            },
-        )
-    assert response.status_code == 302, response.content[:500]
+        deletes_selected(browser, groups)
     assert not Group.objects.filter(pk__in=[group.pk for group in groups]).exists()
     publishes = [
         callback

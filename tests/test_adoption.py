@@ -83,6 +83,17 @@ class Site:
         """Run ``code`` in the project's shell; what it printed."""
         return self.manage("shell", "--no-imports", "-c", code)
 
+    def check(self) -> subprocess.CompletedProcess[str]:
+        """``manage.py check``, which prints warnings to stderr and exits 0."""
+        return subprocess.run(
+            [self.python, "manage.py", "check"],
+            cwd=self.directory,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=STEP_TIMEOUT,
+        )
+
 
 #: Django's Redis cache, on the test's Redis under its own key prefix.
 REDIS_CACHE = (
@@ -501,15 +512,7 @@ def test_the_stock_project_shows_the_notification_in_the_bell(site):
 def test_a_user_model_without_staff_or_groups_is_warned_about(site):
     """manage.py check names each audience the user model can't fill
     (notifications.W001), and sending to one reaches nobody, quietly."""
-    # Warnings go to stderr, and don't fail the command.
-    checked = subprocess.run(
-        [site.python, "manage.py", "check"],
-        cwd=site.directory,
-        env=site.env,
-        capture_output=True,
-        text=True,
-        timeout=STEP_TIMEOUT,
-    )
+    checked = site.check()
     assert checked.returncode == 0, checked.stderr
     output = checked.stderr
     for audience in ("staff", "superusers", "groups", "permissions"):
@@ -532,14 +535,7 @@ def test_a_cookiecutter_shaped_project_takes_the_split_settings(site):
     check has nothing to say about the app, the app reads the project's
     REDIS_URL, and runwsserver listens on NOTIFICATIONS_WS_PORT (the quick
     start test above receives a notification through it)."""
-    checked = subprocess.run(
-        [site.python, "manage.py", "check"],
-        cwd=site.directory,
-        env=site.env,
-        capture_output=True,
-        text=True,
-        timeout=STEP_TIMEOUT,
-    )
+    checked = site.check()
     assert checked.returncode == 0, checked.stderr
     assert "notifications." not in checked.stdout + checked.stderr
     seen = site.shell(

@@ -23,6 +23,7 @@ from tests.browser import (
     expect,
     killable_ws_server,
     log_in,
+    open_bell,
 )
 from tests.factories import make_group, make_user
 
@@ -330,11 +331,7 @@ def test_the_bell_drops_into_a_page_with_one_tag(
     page = browser.new_page()
     url = base_url(live_server, "127.0.0.1")
     log_in(page, url, "alice")
-    page.goto(f"{url}/demo/bell/")
-    bell = page.locator("[data-notifications=bell]")
-    bell.locator("[data-role=state][data-state=live]").wait_for(
-        state="attached", timeout=10_000
-    )
+    bell = open_bell(page, f"{url}/demo/bell/")
     event = services.send_event(title="Ring")
     expect(bell.locator("[data-role=unread-count]")).to_have_text("1", timeout=2_000)
     bell.locator("[data-role=toggle]").click()

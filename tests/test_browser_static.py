@@ -7,6 +7,7 @@ that never load say so in the bell instead of "connecting…" for ever.
 """
 
 import re
+from contextlib import contextmanager
 
 import pytest
 from django.test import override_settings
@@ -19,6 +20,7 @@ from tests.browser import (
     collect_static,
     count_sockets,
     log_in,
+    open_bell,
     static_origin,
 )
 from tests.factories import make_user
@@ -38,13 +40,30 @@ HASHED_SCRIPT = re.compile(r"/notifications/[a-z_]+\.[0-9a-f]{12}\.js$")
 def open_live_page(page, url: str):
     """The demo's live page: the bell, {% live_config %} and a script of the
     page's own, all on one client. Returns the bell once it is live."""
-    page.goto(f"{url}/demo/live/")
-    bell = page.locator("[data-notifications=bell]")
-    bell.locator("[data-role=state][data-state=live]").wait_for(
-        state="attached", timeout=10_000
-    )
+    bell = open_bell(page, f"{url}/demo/live/")
     page.locator("[data-role=demo-state][data-state=live]").wait_for(timeout=5_000)
     return bell
+
+
+@contextmanager
+def live_page_on_a_static_host(browser, live_server, tmp_path, **storages):
+    """Alice's demo live page, with collectstatic's output (STORAGES as
+    given) served from another origin that sends no CORS headers. Yields the
+    page, its bell once live, its sockets, and the static host's URL."""
+    make_user(username="alice")
+    with override_settings(STATIC_ROOT=str(tmp_path), **storages):
+        root = collect_static()
+        with (
+            static_origin(root) as static_url,
+            override_settings(STATIC_URL=static_url),
+        ):
+            page = browser.new_page()
+            url = base_url(live_server, "127.0.0.1")
+            log_in(page, url, "alice")
+            sockets = count_sockets(page)
+            bell = open_live_page(page, url)
+            yield page, bell, sockets, static_url
+            page.close()
 
 
 def assert_one_client_rings(page, bell, sockets: list) -> None:
@@ -63,27 +82,20 @@ def test_the_bell_loads_from_another_origin_without_cors(
     default storage or ManifestStaticFilesStorage after collectstatic: the
     bell goes live, every script URL is the storage's, a notification
     arrives, and the page has one socket."""
-    make_user(username="alice")
     storages = {"STORAGES": MANIFEST} if storage == "manifest" else {}
-    with override_settings(STATIC_ROOT=str(tmp_path), **storages):
-        root = collect_static()
-        with (
-            static_origin(root) as static_url,
-            override_settings(STATIC_URL=static_url),
-        ):
-            page = browser.new_page()
-            url = base_url(live_server, "127.0.0.1")
-            log_in(page, url, "alice")
-            sockets = count_sockets(page)
-            bell = open_live_page(page, url)
-            scripts = page.evaluate("[...document.scripts].map((s) => s.src)")
-            ours = [src for src in scripts if "/notifications/" in src]
-            assert len(ours) == 5, ours  # links, live, feed, bell; live_config's
-            assert all(src.startswith(static_url) for src in ours), ours
-            if storage == "manifest":
-                assert all(HASHED_SCRIPT.search(src) for src in ours), ours
-            assert_one_client_rings(page, bell, sockets)
-            page.close()
+    with live_page_on_a_static_host(browser, live_server, tmp_path, **storages) as (
+        page,
+        bell,
+        sockets,
+        static_url,
+    ):
+        scripts = page.evaluate("[...document.scripts].map((s) => s.src)")
+        ours = [src for src in scripts if "/notifications/" in src]
+        assert len(ours) == 5, ours  # links, live, feed, bell; live_config's
+        assert all(src.startswith(static_url) for src in ours), ours
+        if storage == "manifest":
+            assert all(HASHED_SCRIPT.search(src) for src in ours), ours
+        assert_one_client_rings(page, bell, sockets)
 
 
 def test_a_second_copy_of_live_js_keeps_one_client(
@@ -92,29 +104,19 @@ def test_a_second_copy_of_live_js_keeps_one_client(
     """With hashed static files, a page that also loads live.js by its
     unhashed name (a hand-written script tag) still has one client: the
     second copy does nothing, and a notification arrives on one socket."""
-    make_user(username="alice")
-    with override_settings(STATIC_ROOT=str(tmp_path), STORAGES=MANIFEST):
-        root = collect_static()
-        with (
-            static_origin(root) as static_url,
-            override_settings(STATIC_URL=static_url),
-        ):
-            page = browser.new_page()
-            url = base_url(live_server, "127.0.0.1")
-            log_in(page, url, "alice")
-            sockets = count_sockets(page)
-            bell = open_live_page(page, url)
-            connect = page.evaluate_handle("() => LiveNotifications.connect")
-            page.add_script_tag(url=f"{static_url}notifications/live.js")
-            assert page.evaluate(
-                "connect => connect === LiveNotifications.connect", connect
-            )
-            page.evaluate(
-                "LiveNotifications.connect("
-                "JSON.parse(document.getElementById('live-config').textContent))"
-            )
-            assert_one_client_rings(page, bell, sockets)
-            page.close()
+    with live_page_on_a_static_host(
+        browser, live_server, tmp_path, STORAGES=MANIFEST
+    ) as (page, bell, sockets, static_url):
+        connect = page.evaluate_handle("() => LiveNotifications.connect")
+        page.add_script_tag(url=f"{static_url}notifications/live.js")
+        assert page.evaluate(
+            "connect => connect === LiveNotifications.connect", connect
+        )
+        page.evaluate(
+            "LiveNotifications.connect("
+            "JSON.parse(document.getElementById('live-config').textContent))"
+        )
+        assert_one_client_rings(page, bell, sockets)
 
 
 def test_scripts_that_never_load_are_reported_in_the_bell(
@@ -145,11 +147,7 @@ def test_the_load_problem_stays_hidden_when_the_bell_starts(
     page = browser.new_page()
     url = base_url(live_server, "127.0.0.1")
     log_in(page, url, "alice")
-    page.goto(f"{url}/demo/bell/")
-    bell = page.locator("[data-notifications=bell]")
-    bell.locator("[data-role=state][data-state=live]").wait_for(
-        state="attached", timeout=10_000
-    )
+    bell = open_bell(page, f"{url}/demo/bell/")
     page.wait_for_timeout(7_000)  # past the delay the problem shows after
     assert bell.locator("[data-role=load-problem]").count() == 0
     page.close()

@@ -18,7 +18,7 @@ from django.urls import reverse
 
 from notifications.broker import get_redis
 from notifications.models import Event
-from tests.admins import registered_admin
+from tests.admins import deletes_selected, registered_admin
 from tests.clients import subscriber
 from tests.factories import make_group, make_user
 from tests.pushes import SENTINEL, next_push, reached_by, seconds_until
@@ -56,19 +56,6 @@ def adds_a_group(browser: Client, prefix: str = "made") -> Callable[[], None]:
         assert response.status_code == 302, response.content[:500]
 
     return act
-
-
-def deletes_selected(browser: Client, groups: list[Group]) -> None:
-    """The admin's "delete selected" action on ``groups``, confirmed."""
-    response = browser.post(
-        "/admin/auth/group/",
-        {
-            "action": "delete_selected",
-            "_selected_action": [group.pk for group in groups],
-            "post": "yes",
-        },
-    )
-    assert response.status_code == 302, response.content[:500]
 
 
 def activity_page_of(user) -> str:
