@@ -34,7 +34,7 @@ class Index(Generic[K, C]):
 
     A key's only connection is kept as it is, and a set only from the second
     one on: an index of one-element sets would cost 216 bytes a connection
-    for each of them, a tenth of the core's bookkeeping.
+    for each of them, a third of what the core kept per connection.
     """
 
     __slots__ = ("_items",)
